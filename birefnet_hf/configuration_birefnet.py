@@ -1,0 +1,203 @@
+"""BiRefNet model configuration."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+
+#: Backbones BiRefNet is published with, and the facts the model needs about each one.
+#: ``channels`` are the four pyramid levels (strides 4, 8, 16, 32); ``timm_name`` is the timm architecture
+#: (with the pretrained tag the authors start from) used to build the backbone and fetch ImageNet weights;
+#: ``drop_path_rate`` is the stochastic-depth rate of the authors' backbone definitions.
+BACKBONE_SPECS: dict[str, dict] = {
+    "swin_v1_t": {
+        "family": "swin",
+        "channels": (96, 192, 384, 768),
+        "timm_name": "swin_tiny_patch4_window7_224.ms_in22k_ft_in1k",
+        "window_size": 7,
+        "drop_path_rate": 0.2,
+    },
+    "swin_v1_s": {
+        "family": "swin",
+        "channels": (96, 192, 384, 768),
+        "timm_name": "swin_small_patch4_window7_224.ms_in22k_ft_in1k",
+        "window_size": 7,
+        "drop_path_rate": 0.2,
+    },
+    "swin_v1_b": {
+        "family": "swin",
+        "channels": (128, 256, 512, 1024),
+        "timm_name": "swin_base_patch4_window12_384.ms_in22k_ft_in1k",
+        "window_size": 12,
+        "drop_path_rate": 0.2,
+    },
+    "swin_v1_l": {
+        "family": "swin",
+        "channels": (192, 384, 768, 1536),
+        "timm_name": "swin_large_patch4_window12_384.ms_in22k_ft_in1k",
+        "window_size": 12,
+        "drop_path_rate": 0.2,
+    },
+    "pvt_v2_b0": {"family": "pvt_v2", "channels": (32, 64, 160, 256), "timm_name": "pvt_v2_b0.in1k", "drop_path_rate": 0.1},
+    "pvt_v2_b1": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b1.in1k", "drop_path_rate": 0.1},
+    "pvt_v2_b2": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b2.in1k", "drop_path_rate": 0.1},
+    "pvt_v2_b5": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b5.in1k", "drop_path_rate": 0.1},
+}
+
+MULTI_SCALE_INPUT_MODES = ("none", "add", "cat")
+BLOCK_TYPES = ("basic", "residual")
+SQUEEZE_BLOCK_TYPES = ("none", "basic", "residual", "aspp", "aspp_deformable")
+DECODER_ATTENTIONS = ("none", "aspp", "aspp_deformable")
+INTER_CHANNEL_MODES = ("fixed", "adaptive")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"BiRefNetConfig: `{name}` must be one of {list(choices)}, got {value!r}.")
+
+
+@strict
+class BiRefNetConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`BiRefNetForImageSegmentation`] (Zheng et al., "Bilateral Reference for High-Resolution
+    Dichotomous Image Segmentation", CAAI AIR 2024). Defaults reproduce the released BiRefNet checkpoints
+    (Swin-L backbone, every component of the paper switched on). Each switch that the paper ablates (Tables 2 and 3)
+    is a field here, named after the paper.
+
+    Args:
+        backbone (`str`, *optional*, defaults to `"swin_v1_l"`):
+            Encoder of the localization module: one of `swin_v1_t`, `swin_v1_s`, `swin_v1_b`, `swin_v1_l`,
+            `pvt_v2_b0`, `pvt_v2_b1`, `pvt_v2_b2`, `pvt_v2_b5`. Built with timm.
+        use_pretrained_backbone (`bool`, *optional*, defaults to `False`):
+            Load timm's ImageNet weights into the backbone when the model is built from this config (the paper's
+            starting point for training). Never used when loading a BiRefNet checkpoint.
+        backbone_drop_path_rate (`float`, *optional*):
+            Stochastic-depth rate of the backbone. Defaults to the authors' value for the backbone (0.2 for Swin,
+            0.1 for PVT-v2).
+        multi_scale_input (`str`, *optional*, defaults to `"cat"`):
+            Image pyramid input (IPT, Table 3): `"none"`, or run the backbone a second time on the half-size image and
+            `"add"` or `"cat"` (concatenate) its features to the full-size ones at every level.
+        context_feature_fusion_levels (`int`, *optional*, defaults to 3):
+            Context feature fusion (CFF, Table 3): how many of the shallower levels (0-3) are resized to the deepest
+            level and concatenated to it before the squeeze block.
+        squeeze_block_type (`str`, *optional*, defaults to `"basic"`):
+            Block that squeezes the fused deepest feature (F^e -> F^d, Sec. 3.2): `"none"`, `"basic"` or
+            `"residual"` reconstruction blocks, or a plain `"aspp"` / `"aspp_deformable"` module.
+        squeeze_block_count (`int`, *optional*, defaults to 1):
+            How many squeeze blocks are stacked.
+        decoder_block_type (`str`, *optional*, defaults to `"basic"`):
+            Reconstruction block (RB, Sec. 3.3) of the reconstruction module: `"basic"` (conv-BN-ReLU, attention,
+            conv-BN) or `"residual"` (the same plus a 1x1 shortcut).
+        decoder_attention (`str`, *optional*, defaults to `"aspp_deformable"`):
+            Multi-receptive-field module inside every reconstruction block (RM, Table 2): `"none"`, `"aspp"`
+            (atrous convolutions, dilations 1/6/12/18) or `"aspp_deformable"` (deformable convolutions with
+            hierarchical receptive fields, the paper's RB).
+        deformable_kernel_sizes (`list[int]`, *optional*, defaults to `[1, 3, 7]`):
+            Kernel sizes of the parallel deformable branches of `"aspp_deformable"` (Sec. 3.3).
+        decoder_inter_channels (`str`, *optional*, defaults to `"fixed"`):
+            Width inside the reconstruction blocks: `"fixed"` (64) or `"adaptive"` (a quarter of the input width).
+        inward_reference (`bool`, *optional*, defaults to `True`):
+            Inward reference (InRef, Sec. 3.4, Table 2): feed the source image to every decoder stage.
+        inward_reference_patch_split (`bool`, *optional*, defaults to `True`):
+            Cut the full-resolution image into a grid of patches stacked on the channel axis (the paper's InRef)
+            instead of resizing the whole image to each stage's resolution.
+        outward_reference (`bool`, *optional*, defaults to `True`):
+            Outward reference (OutRef, Sec. 3.4, Table 2): gradient-aware attention in the decoder, supervised in
+            training by the image's Laplacian gated by the stage prediction. Needs `multi_stage_supervision`.
+        multi_stage_supervision (`bool`, *optional*, defaults to `True`):
+            Predict a side output after every reconstruction block in training and supervise it (Sec. 3.6).
+        auxiliary_classification (`bool`, *optional*, defaults to `False`):
+            Add a classifier on the pooled deepest backbone feature, trained with cross-entropy against the
+            image's class (DIS5K). The released models do not use it.
+        num_auxiliary_classes (`int`, *optional*, defaults to 219):
+            Classes of the auxiliary classifier (219 for DIS5K). Kept apart from `num_labels`, which counts the
+            segmentation labels (`id2label`: background / foreground) used by the image-segmentation pipeline.
+        use_batch_norm (`bool`, *optional*, defaults to `True`):
+            BatchNorm in the decoder. The authors replace every decoder BatchNorm by an identity when training
+            with one image per GPU; released checkpoints have BatchNorm.
+        loss_bce_weight, loss_iou_weight, loss_ssim_weight, loss_mae_weight, loss_classification_weight,
+        loss_gradient_weight (`float`, *optional*):
+            Weights of the loss terms (paper Eq. 1: BCE 30, IoU 0.5, SSIM 10, CE 5; the authors' code also has an
+            MAE term, off by default, and weighs the outward reference's gradient loss by 1).
+    """
+
+    model_type = "birefnet"
+
+    backbone: str = "swin_v1_l"
+    use_pretrained_backbone: bool = False
+    backbone_drop_path_rate: float | None = None
+    multi_scale_input: str = "cat"
+    context_feature_fusion_levels: int = 3
+    squeeze_block_type: str = "basic"
+    squeeze_block_count: int = 1
+    decoder_block_type: str = "basic"
+    decoder_attention: str = "aspp_deformable"
+    deformable_kernel_sizes: list[int] | tuple[int, ...] = (1, 3, 7)
+    decoder_inter_channels: str = "fixed"
+    inward_reference: bool = True
+    inward_reference_patch_split: bool = True
+    outward_reference: bool = True
+    multi_stage_supervision: bool = True
+    auxiliary_classification: bool = False
+    num_auxiliary_classes: int = 219
+    use_batch_norm: bool = True
+    loss_bce_weight: float | int = 30.0
+    loss_iou_weight: float | int = 0.5
+    loss_ssim_weight: float | int = 10.0
+    loss_mae_weight: float | int = 0.0
+    loss_classification_weight: float | int = 5.0
+    loss_gradient_weight: float | int = 1.0
+
+    def __post_init__(self, **kwargs):
+        if self.backbone not in BACKBONE_SPECS:
+            raise ValueError(
+                f"BiRefNetConfig: unknown `backbone` {self.backbone!r}; choose one of {sorted(BACKBONE_SPECS)}."
+            )
+        _check_choice("multi_scale_input", self.multi_scale_input, MULTI_SCALE_INPUT_MODES)
+        _check_choice("squeeze_block_type", self.squeeze_block_type, SQUEEZE_BLOCK_TYPES)
+        _check_choice("decoder_block_type", self.decoder_block_type, BLOCK_TYPES)
+        _check_choice("decoder_attention", self.decoder_attention, DECODER_ATTENTIONS)
+        _check_choice("decoder_inter_channels", self.decoder_inter_channels, INTER_CHANNEL_MODES)
+        if not 0 <= self.context_feature_fusion_levels <= 3:
+            raise ValueError(
+                "BiRefNetConfig: `context_feature_fusion_levels` must be in 0..3, "
+                f"got {self.context_feature_fusion_levels}."
+            )
+        if self.squeeze_block_count < 1:
+            raise ValueError(f"BiRefNetConfig: `squeeze_block_count` must be >= 1, got {self.squeeze_block_count}.")
+        self.deformable_kernel_sizes = [int(k) for k in self.deformable_kernel_sizes]
+        if not self.deformable_kernel_sizes or any(k < 1 or k % 2 == 0 for k in self.deformable_kernel_sizes):
+            raise ValueError(
+                "BiRefNetConfig: `deformable_kernel_sizes` must be a non-empty list of odd sizes, "
+                f"got {self.deformable_kernel_sizes}."
+            )
+        if self.outward_reference and not self.multi_stage_supervision:
+            raise ValueError(
+                "BiRefNetConfig: `outward_reference=True` needs `multi_stage_supervision=True` (its gradient labels "
+                "are gated by the side outputs)."
+            )
+        if self.num_auxiliary_classes < 1:
+            raise ValueError(f"BiRefNetConfig: `num_auxiliary_classes` must be >= 1, got {self.num_auxiliary_classes}.")
+        if self.backbone_drop_path_rate is None:
+            self.backbone_drop_path_rate = float(BACKBONE_SPECS[self.backbone]["drop_path_rate"])
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            self.id2label = {0: "background", 1: "foreground"}
+        super().__post_init__(**kwargs)
+
+    @property
+    def backbone_channels(self) -> tuple[int, int, int, int]:
+        """Channels of the backbone's four levels (strides 4, 8, 16, 32), one pass."""
+        return tuple(BACKBONE_SPECS[self.backbone]["channels"])
+
+    @property
+    def encoder_channels(self) -> tuple[int, int, int, int]:
+        """Channels of the four levels after the image-pyramid input (doubled by `"cat"`), shallow to deep."""
+        factor = 2 if self.multi_scale_input == "cat" else 1
+        return tuple(c * factor for c in self.backbone_channels)
+
+
+__all__ = ["BiRefNetConfig", "BACKBONE_SPECS"]

@@ -1,0 +1,135 @@
+"""BiRefNet's training objective (paper Sec. 3.5, Eq. 1-5, and the training strategies of Sec. 3.6).
+
+``L = 30 * BCE + 0.5 * IoU + 10 * SSIM (+ 5 * CE)`` on the final prediction *and* on every side output of the
+multi-stage supervision (each upsampled bilinearly, ``align_corners=True``, to the mask size), plus the outward
+reference's gradient loss. Where the authors' training code differs from the paper's formulas, this follows their
+code, since the loss weights were tuned on it:
+
+* BCE is the mean over pixels (and images) of the binary cross-entropy of ``sigmoid(logits)``; computed here from
+  the logits (numerically stable; the authors' ``nn.BCELoss`` clamps log at -100, which only matters for saturated
+  logits).
+* IoU is ``1 - sum(p * g) / (sum(p) + sum(g) - sum(p * g))`` per image, **summed** over the batch.
+* SSIM uses an 11x11 Gaussian window (sigma 1.5), zero padding, C1 = 0.01^2, C2 = 0.03^2, mean over the map, and the
+  loss is ``(1 - SSIM) / 2``.
+* MAE (off by default) is the mean absolute error of ``sigmoid(logits)``.
+* The gradient loss is the BCE between ``sigmoid(upsampled gradient prediction)`` and ``sigmoid(gradient label)``,
+  summed over the supervised stages, weight 1 (``config.loss_gradient_weight``).
+* The auxiliary classification loss is cross-entropy, weight 5.
+
+Region-level fine-tuning (RLFT, Sec. 3.6): set :attr:`BiRefNetLoss.region_level_finetuning` to ``True`` for the
+last epochs; the pixel losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms
+stay.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_birefnet import BiRefNetConfig
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 2-D Gaussian window (size x size) as a (1, 1, size, size) conv kernel."""
+    coords = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g).float().view(1, 1, size, size)
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Mean structural similarity of two (N, 1, H, W) maps in [0, 1] (Gaussian window, zero padding)."""
+    pad = window.shape[-1] // 2
+    window = window.to(prediction.dtype)
+
+    def blur(x):
+        return F.conv2d(x, window, padding=pad)
+
+    mu_p, mu_t = blur(prediction), blur(target)
+    mu_pp, mu_tt, mu_pt = mu_p * mu_p, mu_t * mu_t, mu_p * mu_t
+    sigma_pp = blur(prediction * prediction) - mu_pp
+    sigma_tt = blur(target * target) - mu_tt
+    sigma_pt = blur(prediction * target) - mu_pt
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_pt + c1) * (2 * sigma_pt + c2)) / ((mu_pp + mu_tt + c1) * (sigma_pp + sigma_tt + c2))
+    return ssim_map.mean()
+
+
+def iou_loss(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum over images of ``1 - IoU`` (soft IoU of the whole map)."""
+    dims = tuple(range(1, probabilities.ndim))
+    intersection = (probabilities * target).sum(dim=dims)
+    union = probabilities.sum(dim=dims) + target.sum(dim=dims) - intersection
+    return (1 - intersection / union).sum()
+
+
+class BiRefNetLoss(nn.Module):
+    """The weighted sum of BiRefNet's loss terms; returns ``(loss, terms)`` where ``terms`` holds each weighted term
+    (``bce``, ``iou``, ``ssim``, ``mae``, ``gradient``, ``classification``) summed over the supervised outputs."""
+
+    def __init__(self, config: BiRefNetConfig):
+        super().__init__()
+        self.weights = {
+            "bce": config.loss_bce_weight,
+            "iou": config.loss_iou_weight,
+            "ssim": config.loss_ssim_weight,
+            "mae": config.loss_mae_weight,
+        }
+        self.gradient_weight = config.loss_gradient_weight
+        self.classification_weight = config.loss_classification_weight
+        self.region_level_finetuning = False
+        self.register_buffer("ssim_window", gaussian_window(11, 1.5), persistent=False)
+
+    def pixel_weights(self) -> dict[str, float]:
+        """Weights of the pixel terms in force (RLFT keeps the IoU loss only)."""
+        if self.region_level_finetuning:
+            return {name: (w if name == "iou" else 0.0) for name, w in self.weights.items()}
+        return dict(self.weights)
+
+    def pixel_terms(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unweighted pixel terms of one prediction (logits resized to the target if needed)."""
+        if logits.shape[-2:] != target.shape[-2:]:
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=True)
+        logits = logits.float()
+        probabilities = torch.sigmoid(logits)
+        return {
+            "bce": F.binary_cross_entropy_with_logits(logits, target),
+            "iou": iou_loss(probabilities, target),
+            "ssim": (1 - ssim(probabilities, target, self.ssim_window)) / 2,
+            "mae": (probabilities - target).abs().mean(),
+        }
+
+    def forward(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None = None):
+        target = labels.float().clamp(0, 1)
+        predictions = [*(outputs.stage_logits or ()), outputs.logits]
+        weights = self.pixel_weights()
+        zero = target.new_zeros(())
+        terms = {name: zero for name in weights}
+        for logits in predictions:
+            unweighted = self.pixel_terms(logits, target)
+            for name, weight in weights.items():
+                if weight:
+                    terms[name] = terms[name] + weight * unweighted[name]
+
+        terms["gradient"] = zero
+        if outputs.gradient_logits and self.gradient_weight:
+            for prediction, label in zip(outputs.gradient_logits, outputs.gradient_labels):
+                prediction = F.interpolate(
+                    prediction.float(), size=label.shape[-2:], mode="bilinear", align_corners=True
+                )
+                terms["gradient"] = terms["gradient"] + F.binary_cross_entropy(
+                    torch.sigmoid(prediction), torch.sigmoid(label.float())
+                )
+            terms["gradient"] = self.gradient_weight * terms["gradient"]
+
+        terms["classification"] = zero
+        if outputs.class_logits is not None and class_labels is not None and self.classification_weight:
+            terms["classification"] = self.classification_weight * F.cross_entropy(
+                outputs.class_logits.float(), class_labels.to(outputs.class_logits.device).long()
+            )
+
+        return sum(terms.values()), terms
+
+
+__all__ = ["BiRefNetLoss", "ssim", "iou_loss", "gaussian_window"]

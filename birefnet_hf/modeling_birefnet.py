@@ -1,0 +1,562 @@
+"""PyTorch BiRefNet: Bilateral Reference for High-Resolution Dichotomous Image Segmentation.
+
+Zheng et al., CAAI Artificial Intelligence Research 2024. The model has two parts (paper Fig. 3):
+
+* the **localization module** (Sec. 3.2): a hierarchical transformer backbone run on the image and, with the
+  image-pyramid input (IPT), on its half-size copy; context feature fusion (CFF) of the shallower levels into the
+  deepest one; a squeeze block that turns the fused feature F^e into F^d;
+* the **reconstruction module** (Sec. 3.3): four reconstruction blocks (RB: deformable convolutions with 1x1, 3x3
+  and 7x7 receptive fields plus global pooling), lateral connections from the backbone, and the **bilateral
+  reference** (Sec. 3.4): the *inward reference* stacks patches of the full-resolution image onto every stage's
+  input, the *outward reference* predicts the image gradient in the object's regions and turns it into an attention
+  map on the stage's features. In training every stage also predicts a side output (multi-stage supervision).
+
+Parameter names inside the blocks follow the authors' checkpoints; ``convert_birefnet_original_to_hf`` maps the
+authors' top-level names (``bb.``, ``squeeze_module.``, ``decoder.``) to the ones below.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput, logging
+
+from .backbones import build_backbone
+from .configuration_birefnet import BiRefNetConfig
+from .deformable_conv import modulated_deform_conv2d
+from .loss_birefnet import BiRefNetLoss
+
+logger = logging.get_logger(__name__)
+
+#: Input sides must be multiples of this (the inward reference cuts the image into a patch grid per stage).
+SIZE_DIVISOR = 32
+
+
+@dataclass
+class BiRefNetImageSegmentationOutput(ModelOutput):
+    """
+    Output of [`BiRefNetForImageSegmentation`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Total training loss (paper Eq. 1 over all side outputs plus the outward reference's gradient loss),
+            returned when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, 1, height, width)`):
+            Foreground logits (before sigmoid) at the input resolution.
+        stage_logits (`tuple(torch.FloatTensor)`, *optional*):
+            Training only, with multi-stage supervision: side-output logits of the reconstruction stages, coarse to
+            fine (strides 32, 16, 8), each `(batch_size, 1, h, w)`.
+        gradient_logits (`tuple(torch.FloatTensor)`, *optional*):
+            Training only, with the outward reference: the predicted gradient maps of the same stages (logits).
+        gradient_labels (`tuple(torch.FloatTensor)`, *optional*):
+            Training only, with the outward reference: their targets, the image's Laplacian times the stage's side
+            output upsampled to the input size, as the authors compute them (before their sigmoid in the loss).
+        class_logits (`torch.FloatTensor` of shape `(batch_size, num_auxiliary_classes)`, *optional*):
+            Training only, with auxiliary classification.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            With `output_hidden_states=True`: the four encoder levels (after the image-pyramid input, before context
+            fusion), strides 4 to 32.
+        loss_terms (`dict[str, torch.FloatTensor]`, *optional*):
+            The weighted loss terms that add up to `loss` (for logging).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    stage_logits: tuple[torch.FloatTensor, ...] | None = None
+    gradient_logits: tuple[torch.FloatTensor, ...] | None = None
+    gradient_labels: tuple[torch.FloatTensor, ...] | None = None
+    class_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    loss_terms: dict[str, torch.FloatTensor] | None = None
+
+
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    """The authors' resize everywhere in the model: bilinear, ``align_corners=True`` (skipped at equal size)."""
+    size = tuple(int(s) for s in size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def _batch_norm(channels: int, enabled: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if enabled else nn.Identity()
+
+
+def image_patches(image: torch.Tensor, size) -> torch.Tensor:
+    """Cut ``image`` (N, C, H, W) into the grid of (H/h) x (W/w) patches of size ``(h, w)`` and stack them on the
+    channel axis, channel-major then row-major over the grid: output (N, C * gh * gw, h, w)."""
+    batch, channels, height, width = image.shape
+    patch_h, patch_w = int(size[0]), int(size[1])
+    grid_h, grid_w = height // patch_h, width // patch_w
+    patches = image.view(batch, channels, grid_h, patch_h, grid_w, patch_w)
+    return patches.permute(0, 1, 2, 4, 3, 5).reshape(batch, channels * grid_h * grid_w, patch_h, patch_w)
+
+
+class DeformableConv2d(nn.Module):
+    """Modulated deformable convolution (DCNv2) whose offsets and modulation are predicted from its input by two
+    convolutions of the same kernel; the modulation is ``2 * sigmoid(.)``. Offsets start at zero (authors' init)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int, bias: bool = False):
+        super().__init__()
+        taps = kernel_size * kernel_size
+        self.padding = (padding, padding)
+        self.offset_conv = nn.Conv2d(in_channels, 2 * taps, kernel_size, padding=padding, bias=True)
+        self.modulator_conv = nn.Conv2d(in_channels, taps, kernel_size, padding=padding, bias=True)
+        self.regular_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offset = self.offset_conv(x)
+        modulator = 2.0 * torch.sigmoid(self.modulator_conv(x))
+        return modulated_deform_conv2d(
+            x, offset, modulator, self.regular_conv.weight, self.regular_conv.bias, padding=self.padding
+        )
+
+
+class ASPPBranch(nn.Module):
+    """One receptive field of an (deformable) ASPP module: convolution, BatchNorm, ReLU."""
+
+    def __init__(self, in_channels, planes, kernel_size, padding, dilation=1, deformable=False, use_batch_norm=True):
+        super().__init__()
+        if deformable:
+            self.atrous_conv = DeformableConv2d(in_channels, planes, kernel_size, padding=padding)
+        else:
+            self.atrous_conv = nn.Conv2d(
+                in_channels, planes, kernel_size, padding=padding, dilation=dilation, bias=False
+            )
+        self.bn = _batch_norm(planes, use_batch_norm)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.atrous_conv(x)))
+
+
+class _ASPPBase(nn.Module):
+    """Shared tail of the ASPP modules: global-pooling branch, concatenation, 1x1 projection, BN, ReLU, dropout."""
+
+    inter_channels = 256
+
+    def _build_tail(self, in_channels: int, out_channels: int, num_branches: int, use_batch_norm: bool) -> None:
+        self.global_avg_pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)),
+            nn.Conv2d(in_channels, self.inter_channels, 1, bias=False),
+            _batch_norm(self.inter_channels, use_batch_norm),
+            nn.ReLU(inplace=True),
+        )
+        self.conv1 = nn.Conv2d(self.inter_channels * (num_branches + 1), out_channels, 1, bias=False)
+        self.bn1 = _batch_norm(out_channels, use_batch_norm)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(0.5)
+
+    def _fuse(self, x: torch.Tensor, branches: list[torch.Tensor]) -> torch.Tensor:
+        pooled = self.global_avg_pool(x)
+        pooled = pooled.expand(-1, -1, *branches[0].shape[-2:])  # bilinear resize of a 1x1 map = broadcast
+        x = torch.cat((*branches, pooled), dim=1)
+        return self.dropout(self.relu(self.bn1(self.conv1(x))))
+
+
+class ASPP(_ASPPBase):
+    """Atrous spatial pyramid pooling (dilations 1, 6, 12, 18), the `"aspp"` decoder attention."""
+
+    def __init__(self, in_channels: int, out_channels: int | None = None, use_batch_norm: bool = True):
+        super().__init__()
+        out_channels = out_channels or in_channels
+        for index, dilation in enumerate((1, 6, 12, 18), start=1):
+            kernel = 1 if dilation == 1 else 3
+            padding = 0 if dilation == 1 else dilation
+            branch = ASPPBranch(in_channels, self.inter_channels, kernel, padding, dilation, False, use_batch_norm)
+            self.add_module(f"aspp{index}", branch)
+        self._build_tail(in_channels, out_channels, 4, use_batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fuse(x, [self.aspp1(x), self.aspp2(x), self.aspp3(x), self.aspp4(x)])
+
+
+class DeformableASPP(_ASPPBase):
+    """The reconstruction block's multi-receptive-field module (Sec. 3.3): a 1x1 deformable branch, deformable
+    branches with hierarchical kernels (1x1, 3x3, 7x7) and a global-pooling branch."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_sizes=(1, 3, 7),
+        use_batch_norm: bool = True,
+    ):
+        super().__init__()
+        out_channels = out_channels or in_channels
+        planes = self.inter_channels
+        self.aspp1 = ASPPBranch(in_channels, planes, 1, 0, deformable=True, use_batch_norm=use_batch_norm)
+        self.aspp_deforms = nn.ModuleList(
+            ASPPBranch(in_channels, planes, k, k // 2, deformable=True, use_batch_norm=use_batch_norm)
+            for k in kernel_sizes
+        )
+        self._build_tail(in_channels, out_channels, 1 + len(kernel_sizes), use_batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fuse(x, [self.aspp1(x), *(branch(x) for branch in self.aspp_deforms)])
+
+
+def _decoder_attention(config: BiRefNetConfig, channels: int) -> nn.Module | None:
+    if config.decoder_attention == "aspp":
+        return ASPP(channels, use_batch_norm=config.use_batch_norm)
+    if config.decoder_attention == "aspp_deformable":
+        return DeformableASPP(channels, kernel_sizes=config.deformable_kernel_sizes, use_batch_norm=config.use_batch_norm)
+    return None
+
+
+class ReconstructionBlock(GradientCheckpointingLayer):
+    """Reconstruction block (RB, Sec. 3.3): 3x3 conv-BN-ReLU into a narrow width, the multi-receptive-field module,
+    3x3 conv-BN out (no ReLU after it, as in the authors' code). ``residual=True`` adds a 1x1 shortcut (ResBlk)."""
+
+    def __init__(self, config: BiRefNetConfig, in_channels: int, out_channels: int, residual: bool = False):
+        super().__init__()
+        inter = in_channels // 4 if config.decoder_inter_channels == "adaptive" else 64
+        self.conv_in = nn.Conv2d(in_channels, inter, 3, padding=1)
+        self.bn_in = _batch_norm(inter, config.use_batch_norm)
+        self.relu_in = nn.ReLU(inplace=True)
+        attention = _decoder_attention(config, inter)
+        if attention is not None:
+            self.dec_att = attention
+        self.conv_out = nn.Conv2d(inter, out_channels, 3, padding=1)
+        self.bn_out = _batch_norm(out_channels, config.use_batch_norm)
+        if residual:
+            self.conv_resi = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_resi(x) if hasattr(self, "conv_resi") else None
+        x = self.relu_in(self.bn_in(self.conv_in(x)))
+        if hasattr(self, "dec_att"):
+            x = self.dec_att(x)
+        x = self.bn_out(self.conv_out(x))
+        return x if shortcut is None else x + shortcut
+
+
+class InwardReference(nn.Module):
+    """Inward reference (InRef, Sec. 3.4): the source image at its original resolution, cut into patches of the
+    stage's size and stacked on the channel axis (or, without patch split, resized to it), then two 3x3 convs
+    (no nonlinearity between them, as in the authors' code). The result is concatenated to the stage's input."""
+
+    def __init__(self, in_channels: int, out_channels: int, patch_split: bool, inter_channels: int = 64):
+        super().__init__()
+        self.patch_split = patch_split
+        self.conv1 = nn.Conv2d(in_channels, inter_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(inter_channels, out_channels, 3, padding=1)
+
+    def forward(self, image: torch.Tensor, size) -> torch.Tensor:
+        source = image_patches(image, size) if self.patch_split else _resize(image, size)
+        return self.conv_out(self.conv1(source))
+
+
+class OutwardReference(nn.Module):
+    """Outward reference (OutRef, Sec. 3.4): features sensitive to fine detail (conv-BN-ReLU) predict the gradient
+    map (``gradient_head``, supervised in training) and an attention map (``attention_head`` + sigmoid) that
+    multiplies the stage's features. The gating runs at inference too."""
+
+    def __init__(self, in_channels: int, use_batch_norm: bool, hidden_channels: int = 16):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, hidden_channels, 3, padding=1)
+        self.norm = _batch_norm(hidden_channels, use_batch_norm)
+        self.relu = nn.ReLU(inplace=True)
+        self.gradient_head = nn.Conv2d(hidden_channels, 1, 1)
+        self.attention_head = nn.Conv2d(hidden_channels, 1, 1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        gradient_features = self.relu(self.norm(self.conv(features)))
+        gradient_logits = self.gradient_head(gradient_features) if self.training else None
+        attention = torch.sigmoid(self.attention_head(gradient_features))
+        return features * attention, gradient_logits
+
+
+class LocalizationModule(nn.Module):
+    """Localization module (Sec. 3.2): backbone (twice with the image-pyramid input), context feature fusion, and
+    the squeeze block(s) F^e -> F^d; with auxiliary classification, a classifier on the pooled deepest level."""
+
+    def __init__(self, config: BiRefNetConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(config)
+        channels = config.encoder_channels  # shallow -> deep
+        self.context_channels = sum(channels[3 - config.context_feature_fusion_levels : 3])
+        squeeze_in = channels[3] + self.context_channels
+        if config.squeeze_block_type != "none":
+            self.squeeze_module = nn.Sequential(
+                *(self._squeeze_block(config, squeeze_in, channels[3]) for _ in range(config.squeeze_block_count))
+            )
+        if config.auxiliary_classification:
+            self.classifier = nn.Linear(channels[3], config.num_auxiliary_classes)
+
+    @staticmethod
+    def _squeeze_block(config: BiRefNetConfig, in_channels: int, out_channels: int) -> nn.Module:
+        kind = config.squeeze_block_type
+        if kind in ("basic", "residual"):
+            return ReconstructionBlock(config, in_channels, out_channels, residual=kind == "residual")
+        if kind == "aspp":
+            return ASPP(in_channels, out_channels, use_batch_norm=config.use_batch_norm)
+        return DeformableASPP(
+            in_channels, out_channels, kernel_sizes=config.deformable_kernel_sizes, use_batch_norm=config.use_batch_norm
+        )
+
+    def encode(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """The four encoder levels, with the image-pyramid input (IPT) merged in."""
+        features = self.backbone(pixel_values)
+        mode = self.config.multi_scale_input
+        if mode != "none":
+            height, width = pixel_values.shape[-2:]
+            half = self.backbone(_resize(pixel_values, (height // 2, width // 2)))
+            half = [_resize(h, f.shape[-2:]) for h, f in zip(half, features)]
+            if mode == "cat":
+                features = [torch.cat((f, h), dim=1) for f, h in zip(features, half)]
+            else:
+                features = [f + h for f, h in zip(features, half)]
+        return features
+
+    def forward(self, pixel_values: torch.Tensor):
+        x1, x2, x3, x4 = encoder_levels = self.encode(pixel_values)
+        class_logits = None
+        if self.training and self.config.auxiliary_classification:
+            class_logits = self.classifier(x4.mean(dim=(2, 3)))
+        levels = self.config.context_feature_fusion_levels
+        if levels:
+            context = [_resize(f, x4.shape[-2:]) for f in (x1, x2, x3)[3 - levels :]]
+            x4 = torch.cat((*context, x4), dim=1)
+        if hasattr(self, "squeeze_module"):
+            x4 = self.squeeze_module(x4)
+        return (x1, x2, x3, x4), encoder_levels, class_logits
+
+
+class ReconstructionModule(nn.Module):
+    """Reconstruction module (Sec. 3.3) with the bilateral reference: four stages from stride 32 to stride 4, then
+    the full-resolution head. Stage ``i`` = [inward reference] -> reconstruction block -> [side output] ->
+    [outward reference] -> upsample + lateral feature of the next level."""
+
+    def __init__(self, config: BiRefNetConfig):
+        super().__init__()
+        self.config = config
+        c1, c2, c3, c4 = config.encoder_channels
+        block_out = (c3, c2, c1, c1 // 2)
+        lateral_in = (c4, c3, c2, c1)  # what each stage receives before the inward reference
+        inref_out = (c4 // 8, c4 // 8, c3 // 8, c2 // 8, c1 // 8)
+        if config.inward_reference:
+            split = config.inward_reference_patch_split
+            grids = (32, 16, 8, 4, 1)  # image patches per side at strides 32, 16, 8, 4, 1
+            self.inward_references = nn.ModuleList(
+                InwardReference(3 * g * g if split else 3, out, split) for g, out in zip(grids, inref_out)
+            )
+        else:
+            inref_out = (0, 0, 0, 0, 0)
+        residual = config.decoder_block_type == "residual"
+        self.blocks = nn.ModuleList(
+            ReconstructionBlock(config, lateral_in[i] + inref_out[i], block_out[i], residual) for i in range(4)
+        )
+        self.lateral_blocks = nn.ModuleList(nn.Conv2d(c, c, 1) for c in (c3, c2, c1))
+        self.head = nn.Conv2d(c1 // 2 + inref_out[4], 1, 1)
+        if config.multi_stage_supervision:
+            self.stage_heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in (c3, c2, c1))
+        if config.outward_reference:
+            self.outward_references = nn.ModuleList(OutwardReference(c, config.use_batch_norm) for c in (c3, c2, c1))
+
+    def _with_inward_reference(self, index: int, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        if not self.config.inward_reference:
+            return features
+        return torch.cat((features, self.inward_references[index](image, features.shape[-2:])), dim=1)
+
+    def forward(self, image, levels, gradient_target=None):
+        x1, x2, x3, x4 = levels
+        laterals = (x3, x2, x1)
+        stage_logits, gradient_logits, gradient_labels = [], [], []
+        features = x4
+        for index in range(3):
+            features = self.blocks[index](self._with_inward_reference(index, features, image))
+            side_output = None
+            if self.training and self.config.multi_stage_supervision:
+                side_output = self.stage_heads[index](features)
+                stage_logits.append(side_output)
+            if self.config.outward_reference:
+                features, gradient_pred = self.outward_references[index](features)
+                if self.training:
+                    gradient_logits.append(gradient_pred)
+                    gradient_labels.append(gradient_target * _resize(side_output, image.shape[-2:]))
+            lateral = laterals[index]
+            features = _resize(features, lateral.shape[-2:]) + self.lateral_blocks[index](lateral)
+        features = self.blocks[3](self._with_inward_reference(3, features, image))
+        features = _resize(features, image.shape[-2:])
+        logits = self.head(self._with_inward_reference(4, features, image))
+        return logits, tuple(stage_logits), tuple(gradient_logits), tuple(gradient_labels)
+
+
+def image_gradient_target(pixel_values: torch.Tensor) -> torch.Tensor:
+    """The outward reference's gradient prior: 5x5 Laplacian (kornia's kernel, reflect padding, normalised by the
+    kernel's absolute sum) of the channel-mean image, as the authors compute it."""
+    gray = pixel_values.mean(dim=1, keepdim=True)
+    kernel = torch.ones(5, 5, dtype=gray.dtype, device=gray.device)
+    kernel[2, 2] = 1 - 25
+    kernel = kernel / kernel.abs().sum()
+    gray = F.pad(gray, (2, 2, 2, 2), mode="reflect")
+    return F.conv2d(gray, kernel.view(1, 1, 5, 5))
+
+
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+def _original_layout_weights(name_or_path, kwargs) -> str | None:
+    """Path of the weights if ``name_or_path`` holds a checkpoint in the authors' layout, else ``None``."""
+    import json
+
+    from transformers.utils import cached_file
+
+    if kwargs.get("config") is not None or not isinstance(name_or_path, (str, os.PathLike)):
+        return None
+    hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+    config_file = cached_file(
+        name_or_path, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs
+    )
+    if config_file is None:
+        return None
+    with open(config_file, encoding="utf-8") as handle:
+        raw = json.load(handle)
+    auto_model = (raw.get("auto_map") or {}).get("AutoModelForImageSegmentation", "")
+    if "model_type" in raw or not (auto_model.endswith(".BiRefNet") or raw.get("architectures") == ["BiRefNet"]):
+        return None
+    return cached_file(name_or_path, "model.safetensors", **hub_kwargs)
+
+
+class BiRefNetPreTrainedModel(PreTrainedModel):
+    config_class = BiRefNetConfig
+    base_model_prefix = "birefnet"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ReconstructionBlock"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The authors' initialisation: PyTorch's defaults for the decoder, zero offsets and modulation for the
+        deformable convolutions (so they start as plain convolutions with modulation 1). The backbone keeps timm's
+        initialisation (or its ImageNet weights) and is marked initialised when it is built."""
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+            module.reset_parameters()
+        if isinstance(module, DeformableConv2d):
+            for conv in (module.offset_conv, module.modulator_conv):
+                init.zeros_(conv.weight)
+                init.zeros_(conv.bias)
+
+
+class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
+    """BiRefNet for dichotomous image segmentation: one foreground logit per pixel at the input resolution."""
+
+    def __init__(self, config: BiRefNetConfig):
+        super().__init__(config)
+        self.localization = LocalizationModule(config)
+        self.reconstruction = ReconstructionModule(config)
+        self.criterion = BiRefNetLoss(config)
+        for module in self.localization.backbone.modules():
+            module._is_hf_initialized = True  # timm initialised it (or loaded ImageNet weights)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a saved BiRefNet, or an authors' repository / folder (``config.json`` without ``model_type`` that
+        points ``auto_map`` at ``birefnet.BiRefNet``, plus ``model.safetensors``), which is converted on load; e.g.
+        ``BiRefNetForImageSegmentation.from_pretrained("ZhengPeng7/BiRefNet")``. Otherwise see
+        [`~transformers.PreTrainedModel.from_pretrained`]."""
+        original_weights = _original_layout_weights(pretrained_model_name_or_path, kwargs)
+        if original_weights is None:
+            # The checkpoint holds the backbone: never fetch ImageNet weights for it while loading.
+            if isinstance(kwargs.get("config"), BiRefNetConfig):
+                kwargs["config"] = copy.deepcopy(kwargs["config"])
+                kwargs["config"].use_pretrained_backbone = False
+            elif kwargs.get("config") is None:
+                kwargs["use_pretrained_backbone"] = False
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        from .convert_birefnet_original_to_hf import convert_checkpoint, load_original_state_dict
+
+        model = convert_checkpoint(load_original_state_dict(original_weights))
+        model.config.name_or_path = str(pretrained_model_name_or_path)
+        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        if isinstance(dtype, torch.dtype):
+            model = model.to(dtype)
+        return model
+
+    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=None, **kwargs):
+        if gradient_checkpointing_func is None:
+            super()._set_gradient_checkpointing(enable=enable, **kwargs)
+        else:
+            super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, **kwargs)
+        self.localization.backbone.set_grad_checkpointing(enable)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BiRefNetImageSegmentationOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+            Normalised images (see [`BiRefNetImageProcessor`]); height and width must be multiples of 32.
+        labels (`torch.FloatTensor` of shape `(batch_size, 1, height, width)`, *optional*):
+            Ground-truth masks in [0, 1]. In training mode the loss is computed and returned.
+        class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Image classes for the auxiliary classification loss.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        self._check_input(pixel_values)
+
+        levels, encoder_levels, class_logits = self.localization(pixel_values)
+        gradient_target = None
+        if self.training and self.config.outward_reference:
+            gradient_target = image_gradient_target(pixel_values)
+        logits, stage_logits, gradient_logits, gradient_labels = self.reconstruction(
+            pixel_values, levels, gradient_target
+        )
+
+        output = BiRefNetImageSegmentationOutput(
+            logits=logits,
+            stage_logits=stage_logits or None,
+            gradient_logits=gradient_logits or None,
+            gradient_labels=gradient_labels or None,
+            class_logits=class_logits,
+            hidden_states=tuple(encoder_levels) if output_hidden_states else None,
+        )
+        if labels is not None:
+            if labels.shape != logits.shape:
+                raise ValueError(
+                    f"`labels` must have the shape of the logits {tuple(logits.shape)} (masks in [0, 1]), "
+                    f"got {tuple(labels.shape)}."
+                )
+            output.loss, output.loss_terms = self.criterion(output, labels.to(logits.dtype), class_labels)
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def _check_input(pixel_values: torch.Tensor) -> None:
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(
+                f"`pixel_values` must be a (batch, 3, height, width) tensor, got shape {tuple(pixel_values.shape)}."
+            )
+        height, width = pixel_values.shape[-2:]
+        if height % SIZE_DIVISOR or width % SIZE_DIVISOR or height == 0 or width == 0:
+            raise ValueError(
+                f"BiRefNet needs height and width that are multiples of {SIZE_DIVISOR}, got {height}x{width}; "
+                "resize the image first (BiRefNetImageProcessor does)."
+            )
+
+
+__all__ = [
+    "BiRefNetPreTrainedModel",
+    "BiRefNetForImageSegmentation",
+    "BiRefNetImageSegmentationOutput",
+]
