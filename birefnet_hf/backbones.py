@@ -85,7 +85,6 @@ class SwinBackbone(nn.Module):
             strict_img_size=False,
             always_partition=True,
             drop_path_rate=config.backbone_drop_path_rate,
-            **_pretrained_overlay(config),
         )
         from timm.models.swin_transformer import SwinTransformerBlock
 
@@ -97,9 +96,15 @@ class SwinBackbone(nn.Module):
         self.layers = model.layers
         self.output_norms = nn.ModuleList(nn.LayerNorm(c, eps=1e-5) for c in spec["channels"])
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """timm's per-stage activation checkpointing, switched by transformers' ``gradient_checkpointing_enable``."""
+        return all(stage.grad_checkpointing for stage in self.layers)
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enable: bool) -> None:
         for stage in self.layers:
-            stage.grad_checkpointing = enable
+            stage.grad_checkpointing = bool(enable)
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(pixel_values)  # B, H/4, W/4, C
@@ -122,14 +127,19 @@ class PvtV2Backbone(nn.Module):
             pretrained=config.use_pretrained_backbone,
             num_classes=0,
             drop_path_rate=config.backbone_drop_path_rate,
-            **_pretrained_overlay(config),
         )
         self.patch_embed = model.patch_embed
         self.stages = model.stages
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """timm's per-stage activation checkpointing, switched by transformers' ``gradient_checkpointing_enable``."""
+        return all(stage.grad_checkpointing for stage in self.stages)
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enable: bool) -> None:
         for stage in self.stages:
-            stage.grad_checkpointing = enable
+            stage.grad_checkpointing = bool(enable)
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(pixel_values)  # B, H/4, W/4, C
@@ -138,18 +148,6 @@ class PvtV2Backbone(nn.Module):
             x = stage(x)  # NCHW out of every stage
             features.append(x)
         return features
-
-
-def _pretrained_overlay(config: BiRefNetConfig) -> dict:
-    """timm's ``pretrained_cfg_overlay`` pointing at a local weights file, when the config names one.
-
-    ``config.backbone_pretrained_file`` (not a saved field) lets tests and air-gapped users feed timm's own loading
-    code (including its checkpoint filter) a local file instead of the Hub.
-    """
-    weights_file = getattr(config, "backbone_pretrained_file", None)
-    if config.use_pretrained_backbone and weights_file:
-        return {"pretrained_cfg_overlay": {"file": str(weights_file)}}
-    return {}
 
 
 def build_backbone(config: BiRefNetConfig) -> nn.Module:

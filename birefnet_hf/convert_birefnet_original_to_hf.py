@@ -125,7 +125,7 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor]) -> str:
     elif "bb.patch_embed1.proj.weight" in state_dict:  # PVT-v2
         embed = state_dict["bb.patch_embed1.proj.weight"].shape[0]
         depths = tuple(
-            len({k.split(".")[1] for k in state_dict if k.startswith(f"bb.block{s}.")}) for s in (1, 2, 3, 4)
+            len({k.split(".")[2] for k in state_dict if k.startswith(f"bb.block{s}.")}) for s in (1, 2, 3, 4)
         )
         by_depths = {(2, 2, 2, 2): "pvt_v2_b1", (3, 4, 6, 3): "pvt_v2_b2", (3, 6, 40, 3): "pvt_v2_b5"}
         if embed == 32:

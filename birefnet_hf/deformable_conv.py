@@ -54,7 +54,7 @@ def modulated_deform_conv2d(
         )
 
     device = x.device
-    sample_dtype = torch.float32
+    sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     # Absolute sampling positions of every tap, in pixels: base grid + tap displacement + learned offset.
     base_y = torch.arange(out_h, device=device, dtype=sample_dtype) - pad_h
     base_x = torch.arange(out_w, device=device, dtype=sample_dtype) - pad_w

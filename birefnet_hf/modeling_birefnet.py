@@ -30,7 +30,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
 from .backbones import build_backbone
-from .configuration_birefnet import BiRefNetConfig
+from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
 from .deformable_conv import modulated_deform_conv2d
 from .loss_birefnet import BiRefNetLoss
 
@@ -100,6 +100,10 @@ def image_patches(image: torch.Tensor, size) -> torch.Tensor:
     return patches.permute(0, 1, 2, 4, 3, 5).reshape(batch, channels * grid_h * grid_w, patch_h, patch_w)
 
 
+class ZeroInitConv2d(nn.Conv2d):
+    """A convolution initialised to zero (the deformable convolutions' offset and modulation predictors)."""
+
+
 class DeformableConv2d(nn.Module):
     """Modulated deformable convolution (DCNv2) whose offsets and modulation are predicted from its input by two
     convolutions of the same kernel; the modulation is ``2 * sigmoid(.)``. Offsets start at zero (authors' init)."""
@@ -108,8 +112,8 @@ class DeformableConv2d(nn.Module):
         super().__init__()
         taps = kernel_size * kernel_size
         self.padding = (padding, padding)
-        self.offset_conv = nn.Conv2d(in_channels, 2 * taps, kernel_size, padding=padding, bias=True)
-        self.modulator_conv = nn.Conv2d(in_channels, taps, kernel_size, padding=padding, bias=True)
+        self.offset_conv = ZeroInitConv2d(in_channels, 2 * taps, kernel_size, padding=padding, bias=True)
+        self.modulator_conv = ZeroInitConv2d(in_channels, taps, kernel_size, padding=padding, bias=True)
         self.regular_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -287,9 +291,8 @@ class LocalizationModule(nn.Module):
         self.context_channels = sum(channels[3 - config.context_feature_fusion_levels : 3])
         squeeze_in = channels[3] + self.context_channels
         if config.squeeze_block_type != "none":
-            self.squeeze_module = nn.Sequential(
-                *(self._squeeze_block(config, squeeze_in, channels[3]) for _ in range(config.squeeze_block_count))
-            )
+            widths = [squeeze_in] + [channels[3]] * (config.squeeze_block_count - 1)
+            self.squeeze_module = nn.Sequential(*(self._squeeze_block(config, w, channels[3]) for w in widths))
         if config.auxiliary_classification:
             self.classifier = nn.Linear(channels[3], config.num_auxiliary_classes)
 
@@ -342,7 +345,10 @@ class ReconstructionModule(nn.Module):
         self.config = config
         c1, c2, c3, c4 = config.encoder_channels
         block_out = (c3, c2, c1, c1 // 2)
-        lateral_in = (c4, c3, c2, c1)  # what each stage receives before the inward reference
+        deepest = c4
+        if config.squeeze_block_type == "none":  # the context-fused F^e goes to the first block unsqueezed
+            deepest += sum((c1, c2, c3)[3 - config.context_feature_fusion_levels :])
+        lateral_in = (deepest, c3, c2, c1)  # what each stage receives before the inward reference
         inref_out = (c4 // 8, c4 // 8, c3 // 8, c2 // 8, c1 // 8)
         if config.inward_reference:
             split = config.inward_reference_patch_split
@@ -440,12 +446,11 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
         """The authors' initialisation: PyTorch's defaults for the decoder, zero offsets and modulation for the
         deformable convolutions (so they start as plain convolutions with modulation 1). The backbone keeps timm's
         initialisation (or its ImageNet weights) and is marked initialised when it is built."""
-        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+        if isinstance(module, ZeroInitConv2d):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
             module.reset_parameters()
-        if isinstance(module, DeformableConv2d):
-            for conv in (module.offset_conv, module.modulator_conv):
-                init.zeros_(conv.weight)
-                init.zeros_(conv.bias)
 
 
 class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
@@ -486,13 +491,6 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
             model = model.to(dtype)
         return model
 
-    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=None, **kwargs):
-        if gradient_checkpointing_func is None:
-            super()._set_gradient_checkpointing(enable=enable, **kwargs)
-        else:
-            super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, **kwargs)
-        self.localization.backbone.set_grad_checkpointing(enable)
-
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -515,6 +513,12 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         self._check_input(pixel_values)
+        if labels is not None and (labels.ndim != 4 or labels.shape[0] != pixel_values.shape[0] or labels.shape[1] != 1
+                                   or labels.shape[-2:] != pixel_values.shape[-2:]):
+            raise ValueError(
+                f"`labels` must be masks in [0, 1] of shape (batch, 1, height, width) = "
+                f"{(pixel_values.shape[0], 1, *pixel_values.shape[-2:])}, got {tuple(labels.shape)}."
+            )
 
         levels, encoder_levels, class_logits = self.localization(pixel_values)
         gradient_target = None
@@ -533,16 +537,10 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
             hidden_states=tuple(encoder_levels) if output_hidden_states else None,
         )
         if labels is not None:
-            if labels.shape != logits.shape:
-                raise ValueError(
-                    f"`labels` must have the shape of the logits {tuple(logits.shape)} (masks in [0, 1]), "
-                    f"got {tuple(labels.shape)}."
-                )
             output.loss, output.loss_terms = self.criterion(output, labels.to(logits.dtype), class_labels)
         return output if return_dict else output.to_tuple()
 
-    @staticmethod
-    def _check_input(pixel_values: torch.Tensor) -> None:
+    def _check_input(self, pixel_values: torch.Tensor) -> None:
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(
                 f"`pixel_values` must be a (batch, 3, height, width) tensor, got shape {tuple(pixel_values.shape)}."
@@ -553,6 +551,20 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
                 f"BiRefNet needs height and width that are multiples of {SIZE_DIVISOR}, got {height}x{width}; "
                 "resize the image first (BiRefNetImageProcessor does)."
             )
+        minimum = self.minimum_input_size
+        if height < minimum or width < minimum:
+            raise ValueError(
+                f"BiRefNet with the {self.config.backbone} backbone needs inputs of at least {minimum}x{minimum}, "
+                f"got {height}x{width}."
+            )
+
+    @property
+    def minimum_input_size(self) -> int:
+        """Smallest side the model accepts: PVT-v2's first spatial-reduction conv (stride 8 on the stride-4 map)
+        needs 32 px, doubled when the backbone also sees the half-size image."""
+        if BACKBONE_SPECS[self.config.backbone]["family"] != "pvt_v2":
+            return SIZE_DIVISOR
+        return SIZE_DIVISOR * (2 if self.config.multi_scale_input != "none" else 1)
 
 
 __all__ = [

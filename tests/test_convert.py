@@ -1,0 +1,153 @@
+"""Checkpoint conversion from the authors' format: key mapping for every backbone, config inference, CLI, errors,
+and loading a folder in the authors' Hub layout."""
+
+import json
+
+import pytest
+import torch
+from parity_recipe import official_manifest, official_state_dict
+from safetensors.torch import save_file
+
+from birefnet_hf import BACKBONE_SPECS, AutoModelForImageSegmentation, BiRefNetForImageSegmentation
+from birefnet_hf.cli import main as cli_main
+from birefnet_hf.convert_birefnet_original_to_hf import (
+    convert_checkpoint,
+    convert_state_dict,
+    infer_config_from_state_dict,
+    load_original_state_dict,
+    main as convert_main,
+)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONE_SPECS))
+def test_every_backbone_manifest_maps_onto_our_model(backbone):
+    """Each official key (per the authors' manifest) lands on exactly one of our parameters, with its shape."""
+    manifest = {key: torch.empty(shape, device="meta") for key, shape, _ in official_manifest(backbone)}
+    config = infer_config_from_state_dict(manifest)
+    assert config.backbone == backbone
+    assert (config.multi_scale_input, config.context_feature_fusion_levels, config.decoder_attention) == (
+        "cat", 3, "aspp_deformable")
+    assert config.deformable_kernel_sizes == [1, 3, 7] and config.use_batch_norm and config.outward_reference
+    with torch.device("meta"):
+        model = BiRefNetForImageSegmentation(config)
+    converted = convert_state_dict(manifest, config, model.state_dict())
+    assert len(converted) == len(model.state_dict())
+    computed = [k for k in manifest if k.endswith("relative_position_index")]
+    assert len(converted) == len(manifest) - len(computed)
+
+
+@pytest.mark.parametrize("other", ["resnet50", "vgg16"])
+def test_unsupported_backbones_are_a_clear_error(other):
+    manifest = {key: torch.empty(shape, device="meta") for key, shape, _ in official_manifest(other)}
+    with pytest.raises(ValueError, match="cannot infer the backbone"):
+        infer_config_from_state_dict(manifest)
+
+
+@pytest.fixture(scope="module")
+def pvt_state_dict():
+    return official_state_dict("pvt_v2_b0")
+
+
+@pytest.fixture(scope="module")
+def pvt_reference_logits(pvt_state_dict):
+    model = convert_checkpoint(pvt_state_dict)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return x, model(x).logits
+
+
+def test_cli_converts_a_ddp_pth_checkpoint(tmp_path, pvt_state_dict, pvt_reference_logits):
+    checkpoint = tmp_path / "BiRefNet-epoch_1.pth"
+    torch.save({f"module.{k}": v for k, v in pvt_state_dict.items()}, checkpoint)
+    out_dir = tmp_path / "converted"
+    assert convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(out_dir)]) == 0
+    model = AutoModelForImageSegmentation.from_pretrained(out_dir).eval()
+    assert model.config.backbone == "pvt_v2_b0"
+    x, expected = pvt_reference_logits
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, expected)
+
+
+def test_console_script_converts_compiled_safetensors(tmp_path, pvt_state_dict, pvt_reference_logits):
+    checkpoint = tmp_path / "model.safetensors"
+    save_file({f"_orig_mod.{k}": v.contiguous() for k, v in pvt_state_dict.items()}, str(checkpoint))
+    out_dir = tmp_path / "converted"
+    code = cli_main(["convert", "--checkpoint", str(checkpoint), "--backbone", "pvt_v2_b0", "--output_dir", str(out_dir)])
+    assert code == 0
+    model = AutoModelForImageSegmentation.from_pretrained(out_dir).eval()
+    x, expected = pvt_reference_logits
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, expected)
+
+
+def test_wrong_backbone_flag_is_an_error(pvt_state_dict):
+    with pytest.raises(ValueError, match="pvt_v2_b0"):
+        convert_checkpoint(pvt_state_dict, "pvt_v2_b1")
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda sd: sd.pop("decoder.conv_out1.0.weight"), "missing keys.*reconstruction.head.weight"),
+        (lambda sd: sd.__setitem__("decoder.mystery.weight", torch.zeros(1)), "unexpected keys.*decoder.mystery.weight"),
+        (lambda sd: sd.__setitem__("decoder.lateral_block4.conv.bias", torch.zeros(3)),
+         "shape mismatches.*decoder.lateral_block4.conv.bias"),
+    ],
+    ids=["missing", "unexpected", "mis-shaped"],
+)
+def test_key_problems_name_the_key(pvt_state_dict, edit, message):
+    broken = dict(pvt_state_dict)
+    edit(broken)
+    with pytest.raises(ValueError, match=message):
+        convert_checkpoint(broken)
+
+
+def test_no_half_written_output_on_failure(tmp_path, pvt_state_dict):
+    broken = dict(pvt_state_dict)
+    broken["decoder.lateral_block4.conv.bias"] = torch.zeros(3)
+    checkpoint = tmp_path / "broken.pth"
+    torch.save(broken, checkpoint)
+    with pytest.raises(ValueError):
+        convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["broken.pth"]
+
+
+def test_existing_output_dir_is_not_overwritten(tmp_path, pvt_state_dict):
+    checkpoint = tmp_path / "ok.pth"
+    torch.save(pvt_state_dict, checkpoint)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="out"):
+        convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(out)])
+    assert (out / "keep.txt").read_text() == "user data"
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    import argparse
+
+    checkpoint = tmp_path / "evil.pth"
+    torch.save({"weights": argparse.Namespace(code="not a tensor")}, checkpoint)  # any non-tensor object
+    with pytest.raises(ValueError, match="weights-only"):
+        load_original_state_dict(checkpoint)
+    with pytest.raises(FileNotFoundError):
+        load_original_state_dict(tmp_path / "absent.pth")
+
+
+def test_from_pretrained_converts_a_folder_in_the_authors_hub_layout(tmp_path, pvt_state_dict, pvt_reference_logits):
+    repo = tmp_path / "ZhengPeng7--BiRefNet_lite"
+    repo.mkdir()
+    (repo / "config.json").write_text(json.dumps({
+        "architectures": ["BiRefNet"],
+        "auto_map": {"AutoConfig": "BiRefNet_config.BiRefNetConfig", "AutoModelForImageSegmentation": "birefnet.BiRefNet"},
+        "bb_pretrained": False,
+    }))
+    save_file({k: v.contiguous() for k, v in pvt_state_dict.items()}, str(repo / "model.safetensors"))
+    model = BiRefNetForImageSegmentation.from_pretrained(repo)
+    assert not model.training and model.config.backbone == "pvt_v2_b0"
+    x, expected = pvt_reference_logits
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, expected)
+    half = BiRefNetForImageSegmentation.from_pretrained(repo, dtype=torch.bfloat16)
+    assert half.reconstruction.head.weight.dtype == torch.bfloat16

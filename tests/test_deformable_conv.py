@@ -1,0 +1,69 @@
+"""Our deformable convolution against torchvision.ops.deform_conv2d (the authors' operator)."""
+
+import pytest
+import torch
+from torchvision.ops import deform_conv2d
+
+from birefnet_hf.deformable_conv import modulated_deform_conv2d
+
+
+@pytest.mark.parametrize(
+    "shape,kernel,offset_scale",
+    [((2, 8, 13, 17), 3, 2.0), ((1, 4, 1, 1), 1, 1.0), ((2, 6, 9, 9), 7, 3.0), ((2, 5, 8, 6), 1, 5.0),
+     ((1, 3, 16, 4), 3, 20.0)],
+)
+def test_matches_torchvision_forward_and_backward(shape, kernel, offset_scale):
+    generator = torch.Generator().manual_seed(sum(shape) + kernel)
+    batch, channels, height, width = shape
+    taps = kernel * kernel
+    x = torch.randn(shape, generator=generator, dtype=torch.float64, requires_grad=True)
+    offset = (torch.randn(batch, 2 * taps, height, width, generator=generator, dtype=torch.float64) * offset_scale)
+    offset.requires_grad_(True)
+    mask = torch.rand(batch, taps, height, width, generator=generator, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, channels, kernel, kernel, generator=generator, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, generator=generator, dtype=torch.float64, requires_grad=True)
+    padding = (kernel // 2, kernel // 2)
+
+    expected = deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
+    actual = modulated_deform_conv2d(x, offset, mask, weight, bias, padding=padding)
+    assert actual.shape == expected.shape
+    assert torch.allclose(actual, expected, atol=1e-6, rtol=1e-6)
+
+    upstream = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
+    grads_expected = torch.autograd.grad(expected, (x, mask, weight, bias), upstream)
+    grads_actual = torch.autograd.grad(actual, (x, mask, weight, bias), upstream)
+    for name, g_e, g_a in zip(("input", "mask", "weight", "bias"), grads_expected, grads_actual):
+        assert torch.allclose(g_a, g_e, atol=1e-6, rtol=1e-6), name
+
+
+def test_chunking_does_not_change_the_result(monkeypatch):
+    import birefnet_hf.deformable_conv as module
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 12, 10, generator=generator)
+    offset = torch.randn(2, 18, 12, 10, generator=generator)
+    mask = torch.rand(2, 9, 12, 10, generator=generator)
+    weight = torch.randn(3, 4, 3, 3, generator=generator)
+    whole = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1))
+    monkeypatch.setattr(module, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 2 * 7)  # 7 positions per chunk
+    chunked = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1))
+    assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+def test_bfloat16_inputs_sample_in_float32():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 4, 40, 40, generator=generator)
+    offset = torch.randn(1, 18, 40, 40, generator=generator) * 0.3 + 0.25
+    mask = torch.rand(1, 9, 40, 40, generator=generator)
+    weight = torch.randn(6, 4, 3, 3, generator=generator) * 0.1
+    reference = deform_conv2d(x, offset, weight, None, padding=(1, 1), mask=mask)
+    out = modulated_deform_conv2d(x.bfloat16(), offset.bfloat16(), mask.bfloat16(), weight.bfloat16(), None, (1, 1))
+    assert out.dtype == torch.bfloat16
+    relative = (out.float() - reference).norm() / reference.norm()
+    assert relative < 2e-2
+
+
+def test_mismatched_offsets_are_rejected():
+    with pytest.raises(ValueError, match="offset"):
+        modulated_deform_conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(1, 4, 5, 5), torch.zeros(1, 9, 5, 5),
+                                torch.zeros(1, 2, 3, 3), None, (1, 1))

@@ -1,0 +1,276 @@
+"""BiRefNetForImageSegmentation: every config switch, gradients, input checks, save/load, Auto classes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import birefnet_hf
+from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
+from birefnet_hf.modeling_birefnet import DeformableConv2d, ReconstructionBlock
+
+SWITCHES = [
+    {},
+    {"multi_scale_input": "none"},
+    {"multi_scale_input": "add"},
+    {"context_feature_fusion_levels": 0},
+    {"context_feature_fusion_levels": 1},
+    {"context_feature_fusion_levels": 2},
+    {"squeeze_block_type": "none"},
+    {"squeeze_block_type": "none", "context_feature_fusion_levels": 0},
+    {"squeeze_block_type": "residual", "squeeze_block_count": 2},
+    {"squeeze_block_type": "aspp"},
+    {"squeeze_block_type": "aspp_deformable"},
+    {"decoder_block_type": "residual"},
+    {"decoder_attention": "none"},
+    {"decoder_attention": "aspp"},
+    {"deformable_kernel_sizes": [3, 5]},
+    {"decoder_inter_channels": "adaptive"},
+    {"inward_reference": False},
+    {"inward_reference_patch_split": False},
+    {"outward_reference": False},
+    {"outward_reference": False, "multi_stage_supervision": False},
+    {"auxiliary_classification": True, "num_auxiliary_classes": 7},
+    {"use_batch_norm": False},
+]
+
+
+def _batch(size=(64, 64), n=2, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pixel_values = torch.randn(n, 3, *size, generator=generator)
+    labels = (torch.rand(n, 1, *size, generator=generator) > 0.5).float()
+    return pixel_values, labels
+
+
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
+def test_every_switch_builds_runs_forward_and_backward(switch):
+    torch.manual_seed(0)
+    config = BiRefNetConfig(backbone="pvt_v2_b0", **switch)
+    model = BiRefNetForImageSegmentation(config)
+    pixel_values, labels = _batch()
+    class_labels = torch.tensor([0, 1]) if config.auxiliary_classification else None
+
+    model.train()
+    out = model(pixel_values, labels=labels, class_labels=class_labels)
+    assert out.logits.shape == (2, 1, 64, 64)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.localization.backbone.patch_embed.proj.weight.grad is not None
+    if config.multi_stage_supervision:
+        assert [t.shape[-1] for t in out.stage_logits] == [2, 4, 8]
+    else:
+        assert out.stage_logits is None
+    assert (out.gradient_logits is not None) == config.outward_reference
+    assert (out.class_logits is not None) == config.auxiliary_classification
+    if config.auxiliary_classification:
+        assert out.class_logits.shape == (2, 7) and out.loss_terms["classification"] > 0
+
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(pixel_values)
+    assert eval_out.logits.shape == (2, 1, 64, 64)
+    assert eval_out.stage_logits is None and eval_out.gradient_logits is None and eval_out.loss is None
+
+
+def test_every_parameter_gets_a_gradient_with_all_heads_on():
+    torch.manual_seed(0)
+    config = BiRefNetConfig(backbone="pvt_v2_b0", auxiliary_classification=True, num_auxiliary_classes=5)
+    model = BiRefNetForImageSegmentation(config).train()
+    pixel_values, labels = _batch()
+    out = model(pixel_values, labels=labels, class_labels=torch.tensor([1, 3]))
+    out.loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:10]}"
+    nonfinite = [name for name, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert not nonfinite
+    assert set(out.loss_terms) == {"bce", "iou", "ssim", "mae", "gradient", "classification"}
+    assert torch.allclose(out.loss, sum(out.loss_terms.values()))
+
+
+@pytest.mark.parametrize("size", [(64, 96), (192, 64), (128, 64)])
+def test_non_square_multiples_of_32(size, tiny_model_dir):
+    model = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *size), output_hidden_states=True)
+    assert out.logits.shape == (1, 1, *size)
+    assert [h.shape[-2:] for h in out.hidden_states] == [
+        (size[0] // s, size[1] // s) for s in (4, 8, 16, 32)
+    ]
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 3, 65, 64), (1, 3, 64, 100), (1, 3, 0, 64), (3, 64, 64), (1, 1, 64, 64), (1, 3, 96, 32)]
+)
+def test_bad_input_shapes_are_rejected(shape, tiny_model_dir):
+    model = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir).eval()
+    with pytest.raises(ValueError, match="multiples of 32|batch, 3, height, width|at least 64x64"):
+        model(torch.randn(*shape))
+
+
+def test_labels_of_wrong_shape_are_rejected(tiny_model_dir):
+    model = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir).train()
+    with pytest.raises(ValueError, match="labels"):
+        model(torch.randn(1, 3, 64, 64), labels=torch.rand(1, 64, 64))
+
+
+def test_deformable_offsets_start_at_zero_and_decoder_uses_torch_default_init(tiny_config):
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(tiny_config)
+    deformables = [m for m in model.modules() if isinstance(m, DeformableConv2d)]
+    assert len(deformables) == 5 * 4  # squeeze + 4 decoder blocks, 4 deformable branches each
+    for module in deformables:
+        for conv in (module.offset_conv, module.modulator_conv):
+            assert torch.count_nonzero(conv.weight) == 0 and torch.count_nonzero(conv.bias) == 0
+        assert module.regular_conv.weight.std() > 0
+    head = model.reconstruction.head.weight
+    bound = 1 / head.shape[1] ** 0.5  # PyTorch's default (kaiming-uniform a=sqrt(5)) bound
+    assert head.abs().max() <= bound + 1e-6 and head.std() > bound / 4
+
+
+def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_config):
+    torch.manual_seed(1)
+    model = BiRefNetForImageSegmentation(tiny_config).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = birefnet_hf.AutoModelForImageSegmentation.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, BiRefNetForImageSegmentation)
+    original, reloaded = model.state_dict(), loaded.state_dict()
+    assert original.keys() == reloaded.keys()
+    for key in original:
+        assert torch.equal(original[key], reloaded[key]), key
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, loaded(x).logits)
+
+
+def test_auto_config_and_id2label(tiny_model_dir):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    assert isinstance(config, BiRefNetConfig)
+    assert config.id2label == {0: "background", 1: "foreground"}
+    saved = json.loads((tiny_model_dir / "config.json").read_text())
+    assert saved["model_type"] == "birefnet" and saved["backbone"] == "pvt_v2_b0"
+
+
+@pytest.mark.parametrize("bad", [{"backbone": "resnet50"}, {"multi_scale_input": "both"},
+                                 {"context_feature_fusion_levels": 4}, {"decoder_attention": "sa"},
+                                 {"outward_reference": True, "multi_stage_supervision": False},
+                                 {"deformable_kernel_sizes": [2]}])
+def test_invalid_config_values_are_named(bad):
+    with pytest.raises(ValueError) as error:
+        BiRefNetConfig(**bad)
+    assert next(iter(bad)) in str(error.value) or "backbone" in str(error.value)
+
+
+def test_trust_remote_code_without_the_package(tmp_path, tiny_config):
+    """A saved folder carries the code: a fresh process that cannot import birefnet_hf loads it."""
+    torch.manual_seed(2)
+    model = BiRefNetForImageSegmentation(tiny_config).eval()
+    model.register_for_auto_class("AutoModelForImageSegmentation")
+    model.config.register_for_auto_class()
+    folder = tmp_path / "remote"
+    model.save_pretrained(folder)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x).logits
+    torch.save({"x": x, "expected": expected}, tmp_path / "io.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        class _NoPackage:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "birefnet_hf":
+                    raise ImportError("birefnet_hf is blocked in this test")
+        sys.meta_path.insert(0, _NoPackage())
+        import torch
+        from transformers import AutoModelForImageSegmentation
+        data = torch.load({str(tmp_path / 'io.pt')!r}, weights_only=True)
+        model = AutoModelForImageSegmentation.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        with torch.no_grad():
+            logits = model(data["x"]).logits
+        assert "birefnet_hf" not in sys.modules
+        assert torch.equal(logits, data["expected"]), (logits - data["expected"]).abs().max()
+        print("REMOTE_OK", type(model).__module__)
+        """
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REMOTE_OK transformers_modules" in result.stdout
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
+    torch.manual_seed(3)
+    config = BiRefNetConfig(backbone="pvt_v2_b0", use_batch_norm=False)  # BN stats would update twice
+    reference = BiRefNetForImageSegmentation(config).train()
+    checkpointed = BiRefNetForImageSegmentation(config).train()
+    checkpointed.load_state_dict(reference.state_dict())
+    for model in (reference, checkpointed):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    checkpointed.activation_checkpointing_enable()
+    assert all(b.gradient_checkpointing for b in checkpointed.modules() if isinstance(b, ReconstructionBlock))
+    assert all(stage.grad_checkpointing for stage in checkpointed.localization.backbone.stages)
+    pixel_values, labels = _batch(seed=4)
+    losses = []
+    for model in (reference, checkpointed):
+        torch.manual_seed(5)
+        out = model(pixel_values, labels=labels)
+        out.loss.backward()
+        losses.append(out.loss.detach())
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+    for (name, p_ref), (_, p_ckpt) in zip(reference.named_parameters(), checkpointed.named_parameters()):
+        assert torch.allclose(p_ref.grad, p_ckpt.grad, rtol=1e-4, atol=1e-6), name
+    checkpointed.activation_checkpointing_disable()
+    assert not any(stage.grad_checkpointing for stage in checkpointed.localization.backbone.stages)
+
+
+def test_use_pretrained_backbone_loads_timm_weights_from_the_hub_cache(tmp_path, monkeypatch):
+    """The real timm download path, served offline from a local Hugging Face cache holding a weights file."""
+    import huggingface_hub.constants as hub_constants
+    import timm
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("pvt_v2_b0", num_classes=0)
+    weights = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in reference.state_dict().items()}
+    snapshot = tmp_path / "hub" / "models--timm--pvt_v2_b0.in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    save_file(weights, str(snapshot / "model.safetensors"))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    config = BiRefNetConfig(backbone="pvt_v2_b0", use_pretrained_backbone=True)
+    model = BiRefNetForImageSegmentation(config)
+    backbone = model.localization.backbone
+    assert torch.equal(backbone.patch_embed.proj.weight, weights["patch_embed.proj.weight"])
+    assert torch.equal(backbone.stages[3].blocks[1].mlp.fc2.weight, weights["stages.3.blocks.1.mlp.fc2.weight"])
+    # Decoder weights are initialised, not touched by the backbone weights.
+    assert torch.count_nonzero(model.localization.squeeze_module[0].conv_in.weight) > 0
+
+    # A saved model never fetches backbone weights again when loaded.
+    model.save_pretrained(tmp_path / "saved")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    reloaded = BiRefNetForImageSegmentation.from_pretrained(tmp_path / "saved")
+    assert torch.equal(reloaded.localization.backbone.patch_embed.proj.weight, weights["patch_embed.proj.weight"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", sorted(birefnet_hf.BACKBONE_SPECS))
+def test_every_backbone_runs_forward_and_backward(backbone):
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).train()
+    pixel_values, labels = _batch(n=2)
+    out = model(pixel_values, labels=labels)
+    out.loss.backward()
+    assert out.logits.shape == (2, 1, 64, 64) and torch.isfinite(out.loss)
+    channels = birefnet_hf.BACKBONE_SPECS[backbone]["channels"]
+    features = model.localization.backbone(pixel_values)
+    assert [f.shape[1] for f in features] == list(channels)
