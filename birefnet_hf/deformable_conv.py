@@ -1,14 +1,20 @@
 """Modulated deformable convolution (DCNv2) as bilinear sampling + one matrix product.
 
 ``torchvision.ops.deform_conv2d`` computes the same function, but its CPU kernel fills the im2col buffer one scalar
-at a time (69 % of BiRefNet's CPU time in the authors' code) and refuses bfloat16 on CUDA. Here the sampling is done
-by :func:`torch.nn.functional.grid_sample` for all kernel taps at once, in chunks of output positions so that the
-column buffer stays bounded, and the weights are applied with a single ``matmul`` per chunk. Sampling runs in
-float32 whatever the input dtype (pixel coordinates do not fit bfloat16's 8-bit mantissa); the product runs in the
-weight's dtype.
+at a time (69 % of BiRefNet's CPU time in the authors' code) and it refuses bfloat16 on CUDA. Here the column
+buffer is built by a vectorised sampler, in chunks of output positions so that it stays bounded, and the weights
+are applied with one ``matmul`` per chunk:
+
+* on CPU, ``gather``: each sample is the weighted sum of four rows of the channels-last input, done for all taps at
+  once by :func:`torch.nn.functional.embedding_bag` (``mode="sum"`` with per-sample weights = bilinear weights times
+  the modulation), which reads whole channel rows and is ~4x faster than ``grid_sample`` on CPU;
+* elsewhere, ``grid_sample`` over all taps at once.
+
+Sampling positions and weights are computed in float32 whatever the input dtype (pixel coordinates do not fit
+bfloat16's 8-bit mantissa; float64 inputs stay float64); the product runs in the weight's dtype.
 
 Semantics are torchvision's: stride 1, dilation 1, one offset group; a sample outside the map reads zeros, with
-bilinear weights on the in-range corners. ``tests/test_deformable_conv.py`` checks the match.
+bilinear weights on the in-range corners. ``tests/test_deformable_conv.py`` checks values and gradients.
 """
 
 from __future__ import annotations
@@ -16,8 +22,43 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: Largest column buffer (C * K * positions) built at once, in elements (~128 MB of float32).
+#: Largest column buffer (channels * taps * positions) built at once, in elements (~128 MB of float32).
 _MAX_COLUMN_ELEMENTS = 32 * 1024 * 1024
+
+
+def _sampling_positions(offset, taps_h, taps_w, out_h, out_w, pad_h, pad_w, dtype):
+    """Absolute (y, x) pixel positions of every tap at every output position: (N, K, P) each."""
+    batch = offset.shape[0]
+    taps = taps_h * taps_w
+    device = offset.device
+    base_y = torch.arange(out_h, device=device, dtype=dtype) - pad_h
+    base_x = torch.arange(out_w, device=device, dtype=dtype) - pad_w
+    tap_y = torch.arange(taps_h, device=device, dtype=dtype).repeat_interleave(taps_w)
+    tap_x = torch.arange(taps_w, device=device, dtype=dtype).repeat(taps_h)
+    offset = offset.to(dtype).view(batch, taps, 2, out_h, out_w)
+    pos_y = offset[:, :, 0] + (tap_y.view(1, taps, 1, 1) + base_y.view(1, 1, out_h, 1))
+    pos_x = offset[:, :, 1] + (tap_x.view(1, taps, 1, 1) + base_x.view(1, 1, 1, out_w))
+    return pos_y.reshape(batch, taps, -1), pos_x.reshape(batch, taps, -1)
+
+
+def _gather_columns(rows, pos_y, pos_x, mask, height, width):
+    """Columns (P, K*C) from channels-last ``rows`` ((H*W + 1, C), last row zero) for positions (K, P)."""
+    taps, positions = pos_y.shape
+    y0, x0 = torch.floor(pos_y), torch.floor(pos_x)
+    ly, lx = pos_y - y0, pos_x - x0
+    hy, hx = 1 - ly, 1 - lx
+    y0, x0 = y0.long(), x0.long()
+    indices, weights = [], []
+    for dy, dx, weight in ((0, 0, hy * hx), (0, 1, hy * lx), (1, 0, ly * hx), (1, 1, ly * lx)):
+        yy, xx = y0 + dy, x0 + dx
+        inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+        indices.append(torch.where(inside, yy * width + xx, height * width))  # outside -> the zero row
+        weights.append(weight * mask)
+    # bags ordered (position, tap): output rows (P, K) -> columns (P, K*C)
+    index = torch.stack(indices, dim=-1).transpose(0, 1).reshape(positions * taps, 4)
+    weight = torch.stack(weights, dim=-1).transpose(0, 1).reshape(positions * taps, 4).to(rows.dtype)
+    columns = F.embedding_bag(index, rows, per_sample_weights=weight, mode="sum")
+    return columns.view(positions, taps * rows.shape[1])
 
 
 def modulated_deform_conv2d(
@@ -27,6 +68,7 @@ def modulated_deform_conv2d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     padding: tuple[int, int] = (0, 0),
+    sampler: str | None = None,
 ) -> torch.Tensor:
     """Deformable convolution with modulation.
 
@@ -37,6 +79,7 @@ def modulated_deform_conv2d(
         weight: (O, C, kh, kw).
         bias: (O,) or None.
         padding: (pad_h, pad_w).
+        sampler: ``"gather"`` or ``"grid_sample"``; by default ``"gather"`` on CPU, ``"grid_sample"`` elsewhere.
     Returns:
         (N, O, H_out, W_out) with H_out = H + 2*pad_h - kh + 1 (stride 1).
     """
@@ -53,34 +96,42 @@ def modulated_deform_conv2d(
             f"input {tuple(x.shape)} and a {kernel_h}x{kernel_w} kernel."
         )
 
-    device = x.device
     sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    # Absolute sampling positions of every tap, in pixels: base grid + tap displacement + learned offset.
-    base_y = torch.arange(out_h, device=device, dtype=sample_dtype) - pad_h
-    base_x = torch.arange(out_w, device=device, dtype=sample_dtype) - pad_w
-    tap_y = torch.arange(kernel_h, device=device, dtype=sample_dtype).repeat_interleave(kernel_w)
-    tap_x = torch.arange(kernel_w, device=device, dtype=sample_dtype).repeat(kernel_h)
-    offset = offset.to(sample_dtype).view(batch, taps, 2, out_h, out_w)
-    pos_y = offset[:, :, 0] + (tap_y.view(1, taps, 1, 1) + base_y.view(1, 1, out_h, 1))
-    pos_x = offset[:, :, 1] + (tap_x.view(1, taps, 1, 1) + base_x.view(1, 1, 1, out_w))
-    # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2.
-    grid = torch.stack(((2 * pos_x + 1) / width - 1, (2 * pos_y + 1) / height - 1), dim=-1)
-    grid = grid.view(batch, taps, positions, 2)
-    mask = mask.to(sample_dtype).view(batch, 1, taps, positions)
+    pos_y, pos_x = _sampling_positions(offset, kernel_h, kernel_w, out_h, out_w, pad_h, pad_w, sample_dtype)
+    mask = mask.to(sample_dtype).reshape(batch, taps, positions)
+    chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
+    if sampler not in (None, "gather", "grid_sample"):
+        raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather' or 'grid_sample'.")
+    use_gather = sampler == "gather" or (sampler is None and x.device.type == "cpu")
 
-    source = x.to(sample_dtype)
-    weight_matrix = weight.reshape(out_channels, channels * taps)
-    chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps * batch)))
     outputs = []
-    for start in range(0, positions, chunk):
-        stop = min(positions, start + chunk)
-        columns = F.grid_sample(
-            source, grid[:, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
-        )  # N, C, K, P
-        columns = (columns * mask[:, :, :, start:stop]).reshape(batch, channels * taps, stop - start)
-        outputs.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))
-    out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
-    out = out.view(batch, out_channels, out_h, out_w)
+    for n in range(batch):
+        if use_gather:
+            # taps ordered (tap, channel) in the columns, so the weight goes (O, kh, kw, C)
+            weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, taps * channels)
+            rows = x[n].to(sample_dtype).permute(1, 2, 0).reshape(height * width, channels)
+            rows = torch.cat((rows, rows.new_zeros(1, channels)), dim=0)
+        else:
+            weight_matrix = weight.reshape(out_channels, channels * taps)
+            source = x[n : n + 1].to(sample_dtype)
+            grid = torch.stack(((2 * pos_x[n] + 1) / width - 1, (2 * pos_y[n] + 1) / height - 1), dim=-1)
+        pieces = []
+        for start in range(0, positions, chunk):
+            stop = min(positions, start + chunk)
+            if use_gather:
+                columns = _gather_columns(
+                    rows, pos_y[n, :, start:stop], pos_x[n, :, start:stop], mask[n, :, start:stop], height, width
+                )  # (P, K*C)
+                columns = columns.transpose(0, 1)
+            else:
+                # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2
+                sampled = F.grid_sample(
+                    source, grid[None, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
+                )  # (1, C, K, P)
+                columns = (sampled[0] * mask[n, None, :, start:stop]).reshape(channels * taps, stop - start)
+            pieces.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))
+        outputs.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1))
+    out = torch.stack(outputs).view(batch, out_channels, out_h, out_w)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out.to(x.dtype)

@@ -7,12 +7,13 @@ from torchvision.ops import deform_conv2d
 from birefnet_hf.deformable_conv import modulated_deform_conv2d
 
 
+@pytest.mark.parametrize("sampler", ["gather", "grid_sample"])
 @pytest.mark.parametrize(
     "shape,kernel,offset_scale",
     [((2, 8, 13, 17), 3, 2.0), ((1, 4, 1, 1), 1, 1.0), ((2, 6, 9, 9), 7, 3.0), ((2, 5, 8, 6), 1, 5.0),
      ((1, 3, 16, 4), 3, 20.0)],
 )
-def test_matches_torchvision_forward_and_backward(shape, kernel, offset_scale):
+def test_matches_torchvision_forward_and_backward(shape, kernel, offset_scale, sampler):
     generator = torch.Generator().manual_seed(sum(shape) + kernel)
     batch, channels, height, width = shape
     taps = kernel * kernel
@@ -25,18 +26,20 @@ def test_matches_torchvision_forward_and_backward(shape, kernel, offset_scale):
     padding = (kernel // 2, kernel // 2)
 
     expected = deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
-    actual = modulated_deform_conv2d(x, offset, mask, weight, bias, padding=padding)
+    actual = modulated_deform_conv2d(x, offset, mask, weight, bias, padding=padding, sampler=sampler)
     assert actual.shape == expected.shape
     assert torch.allclose(actual, expected, atol=1e-6, rtol=1e-6)
 
     upstream = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
-    grads_expected = torch.autograd.grad(expected, (x, mask, weight, bias), upstream)
-    grads_actual = torch.autograd.grad(actual, (x, mask, weight, bias), upstream)
-    for name, g_e, g_a in zip(("input", "mask", "weight", "bias"), grads_expected, grads_actual):
+    inputs = (x, offset, mask, weight, bias)
+    grads_expected = torch.autograd.grad(expected, inputs, upstream)
+    grads_actual = torch.autograd.grad(actual, inputs, upstream)
+    for name, g_e, g_a in zip(("input", "offset", "mask", "weight", "bias"), grads_expected, grads_actual):
         assert torch.allclose(g_a, g_e, atol=1e-6, rtol=1e-6), name
 
 
-def test_chunking_does_not_change_the_result(monkeypatch):
+@pytest.mark.parametrize("sampler", ["gather", "grid_sample"])
+def test_chunking_does_not_change_the_result(monkeypatch, sampler):
     import birefnet_hf.deformable_conv as module
 
     generator = torch.Generator().manual_seed(0)
@@ -44,20 +47,23 @@ def test_chunking_does_not_change_the_result(monkeypatch):
     offset = torch.randn(2, 18, 12, 10, generator=generator)
     mask = torch.rand(2, 9, 12, 10, generator=generator)
     weight = torch.randn(3, 4, 3, 3, generator=generator)
-    whole = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1))
-    monkeypatch.setattr(module, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 2 * 7)  # 7 positions per chunk
-    chunked = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1))
+    whole = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1), sampler=sampler)
+    monkeypatch.setattr(module, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 7)  # 7 positions per chunk
+    chunked = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1), sampler=sampler)
     assert torch.allclose(whole, chunked, atol=1e-6)
 
 
-def test_bfloat16_inputs_sample_in_float32():
+@pytest.mark.parametrize("sampler", ["gather", "grid_sample"])
+def test_bfloat16_inputs_sample_in_float32(sampler):
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(1, 4, 40, 40, generator=generator)
     offset = torch.randn(1, 18, 40, 40, generator=generator) * 0.3 + 0.25
     mask = torch.rand(1, 9, 40, 40, generator=generator)
     weight = torch.randn(6, 4, 3, 3, generator=generator) * 0.1
     reference = deform_conv2d(x, offset, weight, None, padding=(1, 1), mask=mask)
-    out = modulated_deform_conv2d(x.bfloat16(), offset.bfloat16(), mask.bfloat16(), weight.bfloat16(), None, (1, 1))
+    out = modulated_deform_conv2d(
+        x.bfloat16(), offset.bfloat16(), mask.bfloat16(), weight.bfloat16(), None, (1, 1), sampler=sampler
+    )
     assert out.dtype == torch.bfloat16
     relative = (out.float() - reference).norm() / reference.norm()
     assert relative < 2e-2

@@ -1,0 +1,127 @@
+"""Inference latency and peak memory of BiRefNet, per backbone, 1x3xSxS (default 1024).
+
+Two implementations run in the same invocation, each (backbone, implementation) in a fresh subprocess so that
+peak memory is its own:
+
+* ``ours``: this package as shipped (deformable convolution as grid_sample + matmul).
+* ``tv-deform``: the same model with the deformable convolutions computed by ``torchvision.ops.deform_conv2d``,
+  the operator of the authors' implementation (69 % of their CPU time), i.e. the authors' compute path.
+
+Both are fed the same random weights (deformable offsets made non-zero so the sampling path really runs) and the
+same input, and the table reports the max |difference| of their logits. On CUDA, ``ours`` also runs in bfloat16
+(torchvision's operator refuses bfloat16).
+
+    python benchmarks/inference.py --backbones pvt_v2_b0 swin_v1_t swin_v1_l --threads 2 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _run_one(backbone: str, impl: str, size: int, repeats: int, threads: int, device: str, dtype: str) -> dict:
+    import resource
+
+    import torch
+
+    import birefnet_hf.modeling_birefnet as modeling
+    from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
+
+    torch.set_num_threads(threads)
+    if impl == "tv-deform":
+        from torchvision.ops import deform_conv2d
+
+        def torchvision_deform(x, offset, mask, weight, bias=None, padding=(0, 0)):
+            return deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
+
+        modeling.modulated_deform_conv2d = torchvision_deform  # benchmark-only swap of the operator
+
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, modeling.ZeroInitConv2d):
+                module.weight.normal_(0, 0.01)
+                module.bias.normal_(0, 0.5)
+    model = model.to(device=device, dtype=getattr(torch, dtype))
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device, getattr(torch, dtype))
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    times = []
+    with torch.inference_mode():
+        logits = model(x).logits  # warm-up
+        sync()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            logits = model(x).logits
+            sync()
+            times.append(time.perf_counter() - start)
+    if device == "cuda":
+        peak_gb = torch.cuda.max_memory_allocated() / 1e9
+    else:
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    return {
+        "median_s": statistics.median(times),
+        "peak_gb": peak_gb,
+        "logits": logits.float().cpu().flatten()[:: max(1, logits.numel() // 65536)].tolist(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", nargs="+", default=["pvt_v2_b0", "swin_v1_t", "swin_v1_l"])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--impls", nargs="+", default=["ours", "tv-deform"], choices=["ours", "tv-deform"])
+    parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._child:
+        backbone, impl, device, dtype, size = args._child
+        print(json.dumps(_run_one(backbone, impl, int(size), args.repeats, args.threads, device, dtype)))
+        return 0
+
+    runs = [(impl, "float32") for impl in args.impls]
+    if args.device == "cuda":
+        runs.append(("ours", "bfloat16"))
+    rows = []
+    for backbone in args.backbones:
+        results = {}
+        for impl, dtype in runs:
+            command = [sys.executable, __file__, "--repeats", str(args.repeats), "--threads", str(args.threads),
+                       "--_child", backbone, impl, args.device, dtype, str(args.size)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            results[impl, dtype] = json.loads(done.stdout.strip().splitlines()[-1])
+        reference = results.get(("tv-deform", "float32"))
+        for (impl, dtype), result in results.items():
+            diff = "-"
+            if reference is not None and (impl, dtype) != ("tv-deform", "float32"):
+                diff = f"{max(abs(a - b) for a, b in zip(result['logits'], reference['logits'])):.2e}"
+            speedup = f"{reference['median_s'] / result['median_s']:.2f}x" if reference else "-"
+            rows.append((backbone, impl, dtype, result["median_s"], result["peak_gb"], speedup, diff))
+
+    device = args.device if args.device == "cpu" else "cuda"
+    print(f"\nBiRefNet inference, 1x3x{args.size}x{args.size}, {device}, {args.threads} threads, "
+          f"median of {args.repeats} (after 1 warm-up)")
+    header = ("backbone", "impl", "dtype", "median s", "peak GB", "vs tv-deform", "max|dlogit|")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for backbone, impl, dtype, median, peak, speedup, diff in rows:
+        print(f"| {backbone} | {impl} | {dtype} | {median:.2f} | {peak:.2f} | {speedup} | {diff} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
