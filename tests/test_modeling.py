@@ -274,3 +274,15 @@ def test_every_backbone_runs_forward_and_backward(backbone):
     channels = birefnet_hf.BACKBONE_SPECS[backbone]["channels"]
     features = model.localization.backbone(pixel_values)
     assert [f.shape[1] for f in features] == list(channels)
+
+
+def test_bfloat16_forward_runs_and_stays_close(tiny_config):
+    """bf16 end to end (the authors' torchvision operator refuses bf16 on CUDA); checked on CPU here."""
+    torch.manual_seed(6)
+    model = BiRefNetForImageSegmentation(tiny_config).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = torch.sigmoid(model(x).logits)
+        half = torch.sigmoid(model.to(torch.bfloat16)(x.bfloat16()).logits)
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - reference).abs().max() < 0.05
