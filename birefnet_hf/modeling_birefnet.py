@@ -445,7 +445,11 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """The authors' initialisation: PyTorch's defaults for the decoder, zero offsets and modulation for the
         deformable convolutions (so they start as plain convolutions with modulation 1). The backbone keeps timm's
-        initialisation (or its ImageNet weights) and is marked initialised when it is built."""
+        initialisation (or its ImageNet weights) and is marked initialised when it is built, except for the
+        buffers timm computes (recomputed here)."""
+        if hasattr(module, "_init_buffers"):
+            # timm's non-persistent buffers (Swin's relative_position_index) are not in checkpoints: recompute them
+            module._init_buffers()
         if isinstance(module, ZeroInitConv2d):
             init.zeros_(module.weight)
             init.zeros_(module.bias)
@@ -462,7 +466,10 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
         self.reconstruction = ReconstructionModule(config)
         self.criterion = BiRefNetLoss(config)
         for module in self.localization.backbone.modules():
-            module._is_hf_initialized = True  # timm initialised it (or loaded ImageNet weights)
+            # timm initialised the backbone (or loaded ImageNet weights); only its computed buffers are left to
+            # `_init_weights`, which also runs after `from_pretrained` materialises the model
+            if not hasattr(module, "_init_buffers"):
+                module._is_hf_initialized = True
         self.post_init()
 
     @classmethod

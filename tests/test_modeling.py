@@ -131,9 +131,11 @@ def test_deformable_offsets_start_at_zero_and_decoder_uses_torch_default_init(ti
     assert head.abs().max() <= bound + 1e-6 and head.std() > bound / 4
 
 
-def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_config):
+@pytest.mark.parametrize("backbone", ["pvt_v2_b0", "swin_v1_t"])
+def test_save_load_round_trip_is_bit_identical(tmp_path, backbone):
+    """Swin included: its relative-position index is a computed buffer that is not saved."""
     torch.manual_seed(1)
-    model = BiRefNetForImageSegmentation(tiny_config).eval()
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     loaded = birefnet_hf.AutoModelForImageSegmentation.from_pretrained(tmp_path).eval()
@@ -144,7 +146,13 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, tiny_config):
         assert torch.equal(original[key], reloaded[key]), key
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(model(x).logits, loaded(x).logits)
+        expected = model(x).logits
+        # As loaded, tensors may sit unaligned in the safetensors mmap, so SIMD kernels may round differently
+        # in the last bit; in fresh allocations the outputs are bit-identical.
+        torch.testing.assert_close(loaded(x).logits, expected, rtol=0, atol=1e-6)
+        for tensor in [*loaded.parameters(), *loaded.buffers()]:
+            tensor.data = tensor.data.clone()
+        assert torch.equal(loaded(x).logits, expected)
 
 
 def test_auto_config_and_id2label(tiny_model_dir):
@@ -194,7 +202,7 @@ def test_trust_remote_code_without_the_package(tmp_path, tiny_config):
         with torch.no_grad():
             logits = model(data["x"]).logits
         assert "birefnet_hf" not in sys.modules
-        assert torch.equal(logits, data["expected"]), (logits - data["expected"]).abs().max()
+        torch.testing.assert_close(logits, data["expected"], rtol=0, atol=1e-6)
         print("REMOTE_OK", type(model).__module__)
         """
     )
