@@ -1,0 +1,506 @@
+"""The per-size files that ``birefnet-hf publish`` puts on the Hub, generated from code.
+
+For each published backbone size (:data:`HUB_SIZES`) the repository's ``hub_configs/<size>/`` folder holds
+
+* ``config.json``: ``BiRefNetConfig(backbone=size)`` as ``save_pretrained`` writes it (``architectures`` set), minus
+  the ``transformers_version`` stamp (``save_pretrained`` adds the installed version when a model folder is built);
+* ``preprocessor_config.json``: the default [`BiRefNetImageProcessor`] (1024x1024, ImageNet normalisation);
+* ``card.yaml``: the facts of the model card (title, description, backbone, parameter count and MACs at 1024x1024
+  *measured here*, training data, intended use, limitations, licence, citation, and the numbers the paper reports for
+  this size, labelled as quotes).
+
+The folder is (re)written with::
+
+    python -m birefnet_hf.hub_configs --output-dir hub_configs      # or: birefnet-hf publish --write-hub-configs DIR
+    python -m birefnet_hf.hub_configs --output-dir hub_configs --check   # exit 1 if the files drifted from the code
+
+``tests/test_hub_configs.py`` checks that the committed files are exactly what this module produces.
+
+How the numbers are measured (:func:`count_parameters`, :func:`count_macs`): the model is built on PyTorch's
+``meta`` device (shapes only, no memory, no arithmetic) and run once in inference mode on a 1x3x1024x1024 input under
+:class:`torch.utils.flop_counter.FlopCounterMode`. PyTorch counts convolutions and matrix products (linear layers,
+attention, the weight product of the deformable convolutions) at 2 FLOPs per multiply-accumulate; the bilinear sampling
+of the deformable convolutions (``grid_sample`` on GPU and meta, ``embedding_bag`` on CPU, which have no formula in
+PyTorch) is added here at 4 multiply-accumulates per sampled value (one per bilinear corner), whichever sampler runs. On the meta device scaled-dot-product attention runs as its two matrix
+products, which are counted (on CPU tensors PyTorch's fused attention kernel has no formula and would be missed).
+Normalisation, activations, softmax, resizing and other element-wise work are not counted. MACs = counted FLOPs / 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers.utils import logging
+
+from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
+
+logger = logging.get_logger(__name__)
+
+#: The backbone sizes published to the Hub, smallest family member first.
+HUB_SIZES: tuple[str, ...] = (
+    "swin_v1_t",
+    "swin_v1_s",
+    "swin_v1_b",
+    "swin_v1_l",
+    "pvt_v2_b0",
+    "pvt_v2_b1",
+    "pvt_v2_b2",
+    "pvt_v2_b5",
+)
+
+#: Files of one ``hub_configs/<size>/`` folder.
+HUB_CONFIG_FILES: tuple[str, ...] = ("config.json", "preprocessor_config.json", "card.yaml")
+
+#: Resolution of the published models (paper Sec. 4.1: trained and tested at 1024x1024), and of the MAC count.
+RESOLUTION: tuple[int, int] = (1024, 1024)
+
+ARCHITECTURES = ["BiRefNetForImageSegmentation"]
+
+PAPER = {
+    "title": "Bilateral Reference for High-Resolution Dichotomous Image Segmentation",
+    "authors": [
+        "Peng Zheng",
+        "Dehong Gao",
+        "Deng-Ping Fan",
+        "Li Liu",
+        "Jorma Laaksonen",
+        "Wanli Ouyang",
+        "Nicu Sebe",
+    ],
+    "venue": "CAAI Artificial Intelligence Research",
+    "year": 2024,
+    "code": "https://github.com/ZhengPeng7/BiRefNet",
+}
+
+CITATION = """@article{zheng2024birefnet,
+  title   = {Bilateral Reference for High-Resolution Dichotomous Image Segmentation},
+  author  = {Zheng, Peng and Gao, Dehong and Fan, Deng-Ping and Liu, Li and Laaksonen, Jorma and Ouyang, Wanli and Sebe, Nicu},
+  journal = {CAAI Artificial Intelligence Research},
+  year    = {2024}
+}
+"""
+
+#: Human-readable backbone names.
+_BACKBONE_NAMES = {
+    "swin_v1_t": "Swin-T",
+    "swin_v1_s": "Swin-S",
+    "swin_v1_b": "Swin-B",
+    "swin_v1_l": "Swin-L",
+    "pvt_v2_b0": "PVT-v2-B0",
+    "pvt_v2_b1": "PVT-v2-B1",
+    "pvt_v2_b2": "PVT-v2-B2",
+    "pvt_v2_b5": "PVT-v2-B5",
+}
+
+_FAMILY_NAMES = {
+    "swin": "Swin Transformer v1 (Liu et al., ICCV 2021)",
+    "pvt_v2": "Pyramid Vision Transformer v2 (Wang et al., CVMJ 2022)",
+}
+
+_PRETRAINING = {
+    "ms_in22k_ft_in1k": "ImageNet-22k, fine-tuned on ImageNet-1k",
+    "in1k": "ImageNet-1k",
+}
+
+#: Table 7 of the paper ("Comparison of different DIS methods on the performance, efficiency, and model complexity"),
+#: quoted verbatim for the sizes it lists. Measured by the authors on their own weights (runtime on one A100 GPU);
+#: the DIS-TEs columns are HCE and weighted F-measure over DIS-TE1..4. Never used for the model-index.
+PAPER_TABLE_7: dict[str, dict[str, Any]] = {
+    "swin_v1_l": {
+        "model": "BiRefNet_SwinL",
+        "runtime_ms": 83.3,
+        "params_m": 215,
+        "macs_g": 1143,
+        "dis_te_hce": 916,
+        "dis_te_wfm": 0.858,
+    },
+    "swin_v1_b": {
+        "model": "BiRefNet_SwinB",
+        "runtime_ms": 61.4,
+        "params_m": 101,
+        "macs_g": 561,
+        "dis_te_hce": 954,
+        "dis_te_wfm": 0.855,
+    },
+    "swin_v1_t": {
+        "model": "BiRefNet_SwinT",
+        "runtime_ms": 40.9,
+        "params_m": 39,
+        "macs_g": 231,
+        "dis_te_hce": 980,
+        "dis_te_wfm": 0.822,
+    },
+    "pvt_v2_b2": {
+        "model": "BiRefNet_PVT_v2b2",
+        "runtime_ms": 47.8,
+        "params_m": 35,
+        "macs_g": 195,
+        "dis_te_hce": 969,
+        "dis_te_wfm": 0.838,
+    },
+    "pvt_v2_b1": {
+        "model": "BiRefNet_PVT_v2b1",
+        "runtime_ms": 36.6,
+        "params_m": 23,
+        "macs_g": 147,
+        "dis_te_hce": 978,
+        "dis_te_wfm": 0.817,
+    },
+    "pvt_v2_b0": {
+        "model": "BiRefNet_PVT_v2b0",
+        "runtime_ms": 32.9,
+        "params_m": 11,
+        "macs_g": 89,
+        "dis_te_hce": 1013,
+        "dis_te_wfm": 0.806,
+    },
+}
+
+MACS_COUNTING_NOTE = (
+    "Counted with torch.utils.flop_counter.FlopCounterMode on the meta device, one 1x3x1024x1024 image, inference "
+    "mode: convolutions and matrix products (linear layers, attention products, the weight product of the "
+    "deformable convolutions) at 1 MAC per multiply-accumulate, plus the bilinear sampling of the deformable "
+    "convolutions (grid_sample) at 4 MACs per sampled value. Normalisation, activations, softmax, resizing and "
+    "element-wise work are not counted."
+)
+
+TRAINING_DATA = {
+    "dataset": "DIS5K",
+    "split": "DIS-TR",
+    "description": (
+        "DIS5K (Qin et al., ECCV 2022): high-resolution images with pixel-accurate binary masks of a single "
+        "foreground object each. Training split DIS-TR (3,000 images, 219 classes); validation DIS-VD (470 images); "
+        "test sets DIS-TE1..DIS-TE4 (500 images each, increasing shape complexity)."
+    ),
+    "recipe": (
+        "The paper's protocol: images and masks resized to 1024x1024, horizontal flip as the only augmentation, "
+        "Adam with learning rate 1e-4, 600 epochs with the last 20 fine-tuned with the IoU loss only (region-level "
+        "fine-tuning), loss 30 BCE + 0.5 IoU + 10 SSIM on the output and every side output, plus the outward "
+        "reference's gradient loss."
+    ),
+}
+
+INTENDED_USE = (
+    "Dichotomous image segmentation: a binary foreground/background mask (or a soft matte) of the salient object(s) "
+    "in a photo, with fine structures such as hair, wires, lattices and thin branches. Typical uses are background "
+    "removal and cut-outs, and as a segmentation stage in image-editing and generation pipelines. Works on any "
+    "resolution; images are resized to 1024x1024 for the model and the mask is resized back."
+)
+
+LIMITATIONS = [
+    "Class-agnostic, made for DIS5K-style images with one dominant foreground: scenes with several unrelated objects, "
+    "or where the 'foreground' is ambiguous, give unpredictable masks.",
+    "Images are processed at 1024x1024: structures thinner than about one pixel at that scale are lost, and strongly "
+    "non-square images are distorted by the resize (use the processor's size={'longest_edge': L} to keep the aspect "
+    "ratio, at a cost in accuracy outside the training distribution).",
+    "Transparent, reflective and camouflaged objects, and low-contrast boundaries, are the typical failure cases.",
+    "Not evaluated for fairness across people; do not use it to make decisions about people.",
+]
+
+
+# ------------------------------------------------------------------------------------------------ measurements
+def _build_on_meta(config: BiRefNetConfig):
+    from .modeling_birefnet import BiRefNetForImageSegmentation
+
+    with torch.device("meta"):
+        return BiRefNetForImageSegmentation(config).eval()
+
+
+def count_parameters(config: BiRefNetConfig) -> int:
+    """Number of parameters of ``BiRefNetForImageSegmentation(config)``, counted on the meta device (no memory)."""
+    return sum(parameter.numel() for parameter in _build_on_meta(config).parameters())
+
+
+def _grid_sample_flops(input_shape, grid_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of a bilinear ``grid_sample``: 4 multiply-accumulates (one per corner) per output value, 2 FLOPs each."""
+    batch, channels = input_shape[0], input_shape[1]
+    samples = 1
+    for side in grid_shape[1:-1]:
+        samples *= side
+    return 2 * 4 * batch * channels * samples
+
+
+def _embedding_bag_flops(weight_shape, indices_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of a weighted-sum ``embedding_bag`` (the CPU sampler of the deformable convolution, four corner rows
+    per sampled value): one multiply-accumulate per gathered element."""
+    gathered = 1
+    for side in indices_shape:
+        gathered *= side
+    return 2 * gathered * weight_shape[1]
+
+
+#: FLOP formulas added to PyTorch's for the deformable convolution's bilinear sampling, whichever sampler runs
+#: (``grid_sample`` on GPU and the meta device, ``embedding_bag`` on CPU): 4 MACs per sampled value either way.
+SAMPLING_FLOP_FORMULAS = {
+    torch.ops.aten.grid_sampler_2d: _grid_sample_flops,
+    torch.ops.aten._embedding_bag: _embedding_bag_flops,
+    torch.ops.aten._embedding_bag_forward_only: _embedding_bag_flops,
+}
+
+
+def flop_counter():
+    """A ``FlopCounterMode`` that also counts the deformable convolutions' bilinear sampling."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping=dict(SAMPLING_FLOP_FORMULAS))
+
+
+def count_macs(config: BiRefNetConfig, resolution: Sequence[int] = RESOLUTION, model=None) -> int:
+    """Multiply-accumulates of one inference forward pass at ``resolution`` (height, width); see the module docstring
+    for what is counted. ``model``: an already built ``BiRefNetForImageSegmentation(config)`` (any device)."""
+    model = _build_on_meta(config) if model is None else model.eval()
+    device = next(model.parameters()).device
+    pixel_values = torch.zeros(1, 3, int(resolution[0]), int(resolution[1]), device=device)
+    counter = flop_counter()
+    with counter, torch.no_grad():
+        model(pixel_values)
+    flops = counter.get_total_flops()
+    if flops % 2:
+        raise RuntimeError(
+            f"odd FLOP count {flops} for {config.backbone}: not a sum of multiply-accumulates."
+        )
+    return flops // 2
+
+
+# --------------------------------------------------------------------------------------------------- contents
+def hub_config(size: str) -> BiRefNetConfig:
+    """The published configuration of ``size``."""
+    _check_size(size)
+    config = BiRefNetConfig(backbone=size)
+    config.architectures = list(ARCHITECTURES)
+    return config
+
+
+def config_json(config: BiRefNetConfig) -> str:
+    """``config.json`` text as ``save_pretrained`` writes it, without the ``transformers_version`` stamp; the
+    backbone is always written (it is the default for ``swin_v1_l``, which the diff would drop)."""
+    data = json.loads(config.to_json_string(use_diff=True))
+    data.pop("transformers_version", None)
+    data["backbone"] = config.backbone
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def preprocessor_config_json() -> str:
+    """``preprocessor_config.json`` text of the default BiRefNet image processor."""
+    from .image_processing_birefnet import BiRefNetImageProcessor
+
+    return BiRefNetImageProcessor().to_json_string()
+
+
+def backbone_facts(size: str) -> dict[str, Any]:
+    spec = BACKBONE_SPECS[size]
+    tag = spec["timm_name"].split(".", 1)[1]
+    return {
+        "name": _BACKBONE_NAMES[size],
+        "family": _FAMILY_NAMES[spec["family"]],
+        "timm_name": spec["timm_name"],
+        "pretraining": _PRETRAINING.get(tag, tag),
+        "channels": list(spec["channels"]),
+    }
+
+
+def card_facts(size: str) -> dict[str, Any]:
+    """The model-card facts of ``size`` (the content of ``card.yaml``), measuring parameters and MACs."""
+    config = hub_config(size)
+    backbone = backbone_facts(size)
+    model = _build_on_meta(config)
+    facts: dict[str, Any] = {
+        "size": size,
+        "title": f"BiRefNet ({backbone['name']})",
+        "description": (
+            f"BiRefNet with a {backbone['name']} backbone ({backbone['family']}, pre-trained on "
+            f"{backbone['pretraining']}) for high-resolution dichotomous image segmentation: one foreground "
+            "probability per pixel. The localization module (backbone with image-pyramid input, context feature "
+            "fusion and a squeeze block) finds the object; the reconstruction module (reconstruction blocks with "
+            "deformable convolutions) recovers its fine structure with the bilateral reference: patches of the "
+            "full-resolution image fed to every decoder stage (inward reference) and gradient-aware attention "
+            "(outward reference)."
+        ),
+        "backbone": backbone,
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "macs": {
+            "resolution": list(RESOLUTION),
+            "value": count_macs(config, RESOLUTION, model=model),
+            "counted": MACS_COUNTING_NOTE,
+        },
+        "input_resolution": list(RESOLUTION),
+        "training_data": dict(TRAINING_DATA),
+        "intended_use": INTENDED_USE,
+        "limitations": list(LIMITATIONS),
+        "license": "mit",
+        "license_note": "MIT, the licence of the authors' code and released weights (https://github.com/ZhengPeng7/BiRefNet).",
+        "paper": dict(PAPER),
+        "citation": CITATION,
+    }
+    if size in PAPER_TABLE_7:
+        facts["reported_in_paper"] = {
+            "source": "Table 7 of the paper (authors' weights; runtime on one NVIDIA A100; DIS-TEs = DIS-TE1..4)",
+            **PAPER_TABLE_7[size],
+        }
+    return facts
+
+
+class _CardDumper(yaml.SafeDumper):
+    """YAML dumper writing multi-line strings as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CardDumper.add_representer(str, _represent_str)
+
+
+def card_yaml(facts: dict[str, Any]) -> str:
+    """``card.yaml`` text: a header comment, then the facts in a stable order."""
+    header = (
+        f"# Model-card facts of BiRefNet {facts['size']}, generated by `python -m birefnet_hf.hub_configs`.\n"
+        "# Do not edit by hand: change birefnet_hf/hub_configs.py and regenerate.\n"
+    )
+    return header + yaml.dump(facts, Dumper=_CardDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def render_hub_config_files(size: str) -> dict[str, str]:
+    """``{file name: text}`` of ``hub_configs/<size>/``."""
+    return {
+        "config.json": config_json(hub_config(size)),
+        "preprocessor_config.json": preprocessor_config_json(),
+        "card.yaml": card_yaml(card_facts(size)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ files
+def _check_size(size: str) -> None:
+    if size not in HUB_SIZES:
+        raise ValueError(f"unknown size {size!r}; published sizes are {', '.join(HUB_SIZES)}.")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_hub_configs(output_dir: str | os.PathLike, sizes: Iterable[str] = HUB_SIZES) -> list[Path]:
+    """(Re)write ``output_dir/<size>/`` for ``sizes``; every file is replaced atomically. Returns the written paths."""
+    from tqdm.auto import tqdm
+
+    output_dir = Path(output_dir)
+    sizes = list(sizes)
+    for size in sizes:
+        _check_size(size)
+    written = []
+    for size in tqdm(sizes, desc="hub configs", unit="size"):
+        for name, text in render_hub_config_files(size).items():
+            path = output_dir / size / name
+            _write_text_atomic(path, text)
+            written.append(path)
+    return written
+
+
+def diff_hub_configs(output_dir: str | os.PathLike, sizes: Iterable[str] = HUB_SIZES) -> list[str]:
+    """Files under ``output_dir`` that are missing or differ from what the code produces (empty: in sync)."""
+    output_dir = Path(output_dir)
+    problems = []
+    for size in sizes:
+        for name, text in render_hub_config_files(size).items():
+            path = output_dir / size / name
+            if not path.is_file():
+                problems.append(f"{path}: missing")
+            elif path.read_text(encoding="utf-8") != text:
+                problems.append(f"{path}: differs from the generated content")
+    return problems
+
+
+def load_hub_config_folder(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``hub_configs/<size>/`` folder: ``{"config": BiRefNetConfig, "preprocessor": dict, "card": dict}``.
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when one is missing or malformed.
+    """
+    folder = Path(folder)
+    for name in HUB_CONFIG_FILES:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{folder / name} is missing; regenerate the hub configs with "
+                f"`python -m birefnet_hf.hub_configs --output-dir {folder.parent}`."
+            )
+    try:
+        config = BiRefNetConfig.from_json_file(str(folder / "config.json"))
+    except (ValueError, TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{folder / 'config.json'} is not a valid BiRefNet config: {error}") from error
+    try:
+        preprocessor = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{folder / 'preprocessor_config.json'} is not valid JSON: {error}") from error
+    try:
+        card = yaml.safe_load((folder / "card.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{folder / 'card.yaml'} is not valid YAML: {error}") from error
+    required = (
+        "size",
+        "title",
+        "description",
+        "backbone",
+        "parameters",
+        "macs",
+        "training_data",
+        "intended_use",
+        "limitations",
+        "license",
+        "citation",
+    )
+    missing = [key for key in required if not isinstance(card, dict) or key not in card]
+    if missing:
+        raise ValueError(f"{folder / 'card.yaml'} lacks the fields {missing}.")
+    if card["size"] != config.backbone:
+        raise ValueError(
+            f"{folder}: card.yaml describes {card['size']!r} but config.json has backbone {config.backbone!r}."
+        )
+    return {"config": config, "preprocessor": preprocessor, "card": card}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m birefnet_hf.hub_configs",
+        description="(Re)write hub_configs/<size>/ (config.json, preprocessor_config.json, card.yaml) from code.",
+    )
+    parser.add_argument("--output-dir", default="hub_configs", help="folder holding one sub-folder per size")
+    parser.add_argument("--only", nargs="+", choices=HUB_SIZES, metavar="SIZE", help="only these sizes")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files differ from the code"
+    )
+    args = parser.parse_args(argv)
+    sizes = args.only or list(HUB_SIZES)
+    if args.check:
+        problems = diff_hub_configs(args.output_dir, sizes)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(
+                "hub configs are out of date; regenerate with `python -m birefnet_hf.hub_configs`.",
+                file=sys.stderr,
+            )
+        return 1 if problems else 0
+    written = write_hub_configs(args.output_dir, sizes)
+    print(f"wrote {len(written)} files under {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
