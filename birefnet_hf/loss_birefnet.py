@@ -81,6 +81,12 @@ class BiRefNetLoss(nn.Module):
         self.region_level_finetuning = False
         self.register_buffer("ssim_window", gaussian_window(11, 1.5), persistent=False)
 
+    def _init_buffers(self) -> None:
+        """Recompute the SSIM window: it is not in checkpoints (non-persistent), so ``from_pretrained``, which builds
+        the model on the meta device, leaves it uninitialised; ``BiRefNetPreTrainedModel._init_weights`` calls this."""
+        with torch.no_grad():
+            self.ssim_window.copy_(gaussian_window(11, 1.5).to(self.ssim_window.device))
+
     def pixel_weights(self) -> dict[str, float]:
         """Weights of the pixel terms in force (RLFT keeps the IoU loss only)."""
         if self.region_level_finetuning:

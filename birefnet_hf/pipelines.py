@@ -1,0 +1,111 @@
+"""Pipelines for BiRefNet.
+
+* `pipeline("image-segmentation", model=...)` is transformers' own `ImageSegmentationPipeline`: BiRefNet's image
+  processor only defines `post_process_semantic_segmentation`, so the pipeline takes its semantic path and returns
+  one `{"label", "mask", "score": None}` entry per label present ("background" and/or "foreground"), each mask an
+  "L" image (0 / 255) at the input's size.
+* `pipeline("background-removal", model=...)` ([`BackgroundRemovalPipeline`], registered by
+  [`register_pipelines`] when `birefnet_hf` is imported) returns the soft matte and the RGBA cut-out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers import AutoModelForImageSegmentation, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .image_processing_birefnet import to_rgb_image
+
+__all__ = ["BackgroundRemovalPipeline", "register_pipelines", "BACKGROUND_REMOVAL_TASK"]
+
+#: Task name of [`BackgroundRemovalPipeline`].
+BACKGROUND_REMOVAL_TASK = "background-removal"
+
+
+def make_cutout(image: PIL.Image.Image, matte: PIL.Image.Image) -> PIL.Image.Image:
+    """The RGBA cut-out: the RGB image with `matte` ("L", same size) as its alpha channel."""
+    if image.size != matte.size:
+        raise ValueError(f"Image size {image.size} and matte size {matte.size} differ.")
+    cutout = image.convert("RGBA")
+    cutout.putalpha(matte)
+    return cutout
+
+
+class BackgroundRemovalPipeline(Pipeline):
+    """Remove the background of images with a BiRefNet model.
+
+    Example:
+
+    ```python
+    >>> import birefnet_hf  # registers the task
+    >>> from transformers import pipeline
+
+    >>> remover = pipeline("background-removal", model="path/to/birefnet")
+    >>> result = remover("photo.jpg")
+    >>> result["cutout"].save("photo.png")  # RGBA, alpha = result["matte"]
+    ```
+
+    Inputs are file paths, PIL images (any mode; EXIF orientation applied), NumPy arrays or torch tensors, one or
+    a list. Each result is a dict:
+
+    - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `round(255 * sigmoid(logits))` bilinearly
+      resized to the input's size (the paper's evaluation protocol).
+    - **cutout** (`PIL.Image`, mode "RGBA"): the input's RGB with the matte as alpha channel.
+
+    Batching (`batch_size=N`) needs images resized to one size (the processor's default fixed size).
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {sorted(kwargs)}")
+        return {}, {}, {}
+
+    def __call__(
+        self, inputs: Any, **kwargs: Any
+    ) -> dict[str, PIL.Image.Image] | list[dict[str, PIL.Image.Image]]:
+        """Remove the background of one image or a list of images; see the class docstring for the outputs."""
+        if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 4:
+            inputs = list(inputs)
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, image: Any) -> dict[str, Any]:
+        image = to_rgb_image(image)
+        model_inputs = self.image_processor(images=image, return_tensors="pt")
+        model_inputs = model_inputs.to(self.dtype)
+        model_inputs["target_size"] = [(image.height, image.width)]
+        model_inputs["image"] = [image]
+        return model_inputs
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        target_size = model_inputs.pop("target_size")
+        image = model_inputs.pop("image")
+        outputs = self.model(pixel_values=model_inputs["pixel_values"])
+        return {"logits": outputs.logits, "target_size": target_size, "image": image}
+
+    def postprocess(self, model_outputs: dict[str, Any]) -> dict[str, PIL.Image.Image]:
+        matte = self.image_processor.post_process_alpha(
+            model_outputs["logits"], target_sizes=model_outputs["target_size"], output_dtype=torch.uint8
+        )[0]
+        matte_image = PIL.Image.fromarray(matte.numpy(), mode="L")
+        return {"matte": matte_image, "cutout": make_cutout(model_outputs["image"][0], matte_image)}
+
+
+def register_pipelines() -> None:
+    """Register the `background-removal` task with transformers' pipeline registry (idempotent)."""
+    if BACKGROUND_REMOVAL_TASK in PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        BACKGROUND_REMOVAL_TASK,
+        pipeline_class=BackgroundRemovalPipeline,
+        pt_model=AutoModelForImageSegmentation,
+        type="image",
+    )
