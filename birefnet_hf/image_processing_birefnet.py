@@ -7,8 +7,9 @@ the authors' inference code, which is, for a PIL image::
                         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
 Post-processing follows the paper's evaluation ("the generated segmentation maps are resized (i.e., bilinear
-interpolation) to the original size"), which the authors implement as
-``F.interpolate(logits, size, mode="bilinear", align_corners=True).sigmoid()``.
+interpolation) to the original size"), which the authors' inference implements as
+``F.interpolate(logits.sigmoid(), size, mode="bilinear", align_corners=True)`` (sigmoid at model resolution,
+then the resize).
 
 Two classes, following the transformers 5.x backend layout:
 
@@ -353,10 +354,10 @@ def resize_logits_to_probabilities(
     threshold: float = 0.5,
     chunk_elements: int = _UPSAMPLE_CHUNK_ELEMENTS,
 ) -> torch.Tensor:
-    """Bilinearly resize one logit map (align_corners=True) and apply the sigmoid, a few rows at a time.
+    """Apply the sigmoid to one logit map and resize it bilinearly (align_corners=True), a few rows at a time.
 
-    Equals ``torch.sigmoid(F.interpolate(logits[None, None], size, mode="bilinear", align_corners=True))[0, 0]``
-    (the authors' evaluation) up to float rounding, but never materialises a full-size float tensor other than
+    Equals ``F.interpolate(logits.sigmoid()[None, None], size, mode="bilinear", align_corners=True)[0, 0]`` (the
+    authors' inference: sigmoid at model resolution, then the resize) up to float rounding, but never materialises a full-size float tensor other than
     the result itself, so an 8000x6000 mask costs 48 MB as uint8 instead of several 192 MB float copies.
     The work is done on `logits.device`; the result is on the CPU.
 
@@ -377,7 +378,7 @@ def resize_logits_to_probabilities(
     if output not in dtypes:
         raise ValueError(f"output must be one of {sorted(dtypes)}, got {output!r}.")
 
-    logits = logits.detach().to(torch.float32)
+    logits = logits.detach().to(torch.float32).sigmoid()  # probabilities at model resolution
     in_height, in_width = logits.shape
     x0, x1, wx0, wx1 = _align_corners_taps(in_width, width, logits.device)
     y0, y1, wy0, wy1 = _align_corners_taps(in_height, height, logits.device)
@@ -393,9 +394,7 @@ def resize_logits_to_probabilities(
         columns.addcmul_(torch.index_select(band, 1, x1), wx1)
         # Then along the height, in place: a chunk needs three buffers of its size at most.
         rows = torch.index_select(columns, 0, y0[start:stop] - first).mul_(wy0[start:stop, None])
-        rows.addcmul_(
-            torch.index_select(columns, 0, y1[start:stop] - first), wy1[start:stop, None]
-        ).sigmoid_()
+        rows.addcmul_(torch.index_select(columns, 0, y1[start:stop] - first), wy1[start:stop, None])
         del columns
         if output == "uint8":
             rows = rows.mul_(255.0).round_().to(torch.uint8)
@@ -495,8 +494,8 @@ class _BiRefNetProcessingMixin:
     ) -> list[torch.Tensor]:
         """Turn BiRefNet logits into label maps: 1 where sigmoid(logit) > `threshold` (foreground), else 0.
 
-        The logits are resized bilinearly (align_corners=True, as the authors evaluate) to each target size
-        before the sigmoid. This is what `pipeline("image-segmentation")` calls.
+        The probabilities (sigmoid at model resolution) are resized bilinearly (align_corners=True, as the authors'
+        inference does) to each target size, then thresholded. This is what `pipeline("image-segmentation")` calls.
 
         Args:
             outputs: the model output (anything with `.logits` of shape (batch, 1, h, w)) or the logits.
@@ -522,7 +521,7 @@ class _BiRefNetProcessingMixin:
     ) -> list[torch.Tensor]:
         """Turn BiRefNet logits into soft alpha mattes at each original size, as the paper evaluates.
 
-        ``sigmoid(F.interpolate(logits, size, mode="bilinear", align_corners=True))``, computed in row chunks.
+        ``F.interpolate(sigmoid(logits), size, mode="bilinear", align_corners=True)``, computed in row chunks.
 
         Args:
             outputs: the model output (anything with `.logits` of shape (batch, 1, h, w)) or the logits.

@@ -15,6 +15,7 @@ code, since the loss weights were tuned on it:
 * The gradient loss is the BCE between ``sigmoid(upsampled gradient prediction)`` and ``sigmoid(gradient label)``,
   summed over the supervised stages, weight 1 (``config.loss_gradient_weight``).
 * The auxiliary classification loss is cross-entropy, weight 5.
+* Everything is computed in float32, with autocast switched off, also when the model runs in mixed precision.
 
 Region-level fine-tuning (RLFT, Sec. 3.6): set :attr:`BiRefNetLoss.region_level_finetuning` to ``True`` for the
 last epochs; the pixel losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms
@@ -107,6 +108,12 @@ class BiRefNetLoss(nn.Module):
         }
 
     def forward(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None = None):
+        # Always float32, also inside a mixed-precision forward: under autocast the SSIM convolutions would run in
+        # bfloat16/float16, whose rounding exceeds SSIM's constants and makes the term infinite.
+        with torch.autocast(device_type=labels.device.type, enabled=False):
+            return self._compute(outputs, labels, class_labels)
+
+    def _compute(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None):
         target = labels.float().clamp(0, 1)
         predictions = [*(outputs.stage_logits or ()), outputs.logits]
         weights = self.pixel_weights()

@@ -52,7 +52,7 @@ class BackgroundRemovalPipeline(Pipeline):
     Inputs are file paths, PIL images (any mode; EXIF orientation applied), NumPy arrays or torch tensors, one or
     a list. Each result is a dict:
 
-    - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `round(255 * sigmoid(logits))` bilinearly
+    - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `round(255 * p)` with p = sigmoid(logits) bilinearly
       resized to the input's size (the paper's evaluation protocol).
     - **cutout** (`PIL.Image`, mode "RGBA"): the input's RGB with the matte as alpha channel.
 

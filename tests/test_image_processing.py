@@ -350,13 +350,11 @@ def test_longest_edge_batches_of_different_shapes():
 
 
 def _reference_probabilities(logits, size):
-    return torch.sigmoid(
-        F.interpolate(logits[None, None].float(), size=size, mode="bilinear", align_corners=True)
-    )[0, 0]
+    return F.interpolate(logits[None, None].float().sigmoid(), size=size, mode="bilinear", align_corners=True)[0, 0]
 
 
 @pytest.mark.parametrize("size", [(333, 517), (64, 64), (1, 1), (7, 3000), (2000, 5), (16, 16)])
-def test_alpha_equals_authors_interpolate_then_sigmoid(size):
+def test_alpha_equals_authors_sigmoid_then_interpolate(size):
     torch.manual_seed(0)
     logits = torch.randn(2, 1, 16, 16) * 4
     processor = BiRefNetImageProcessor()

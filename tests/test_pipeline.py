@@ -50,9 +50,9 @@ def reference_probabilities(model_and_processor, image) -> torch.Tensor:
     model, processor = model_and_processor
     rgb = birefnet_hf.image_processing_birefnet.to_rgb_array(image)
     logits = model(**processor(rgb, return_tensors="pt")).logits
-    return torch.sigmoid(
-        torch.nn.functional.interpolate(logits, size=rgb.shape[:2], mode="bilinear", align_corners=True)
-    )[0, 0]
+    return torch.nn.functional.interpolate(logits.sigmoid(), size=rgb.shape[:2], mode="bilinear", align_corners=True)[
+        0, 0
+    ]
 
 
 # ------------------------------------------------------------------------------------ stock image-segmentation
