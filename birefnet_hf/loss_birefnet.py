@@ -19,7 +19,8 @@ code, since the loss weights were tuned on it:
 
 Region-level fine-tuning (RLFT, Sec. 3.6): set :attr:`BiRefNetLoss.region_level_finetuning` to ``True`` for the
 last epochs; the pixel losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms
-stay.
+stay. This is the paper's "fine-tuned with the IoU loss for the last 20 epochs"; the authors' current ``train.py``
+instead sets BCE to 0, keeps SSIM and halves the IoU weight at every fine-tuning epoch.
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ class BiRefNetLoss(nn.Module):
 
     def pixel_terms(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unweighted pixel terms of one prediction (logits resized to the target if needed)."""
+        logits = logits.float()
         if logits.shape[-2:] != target.shape[-2:]:
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=True)
-        logits = logits.float()
         probabilities = torch.sigmoid(logits)
         return {
             "bce": F.binary_cross_entropy_with_logits(logits, target),
@@ -127,7 +128,7 @@ class BiRefNetLoss(nn.Module):
 
         terms["gradient"] = zero
         if outputs.gradient_logits and self.gradient_weight:
-            for prediction, label in zip(outputs.gradient_logits, outputs.gradient_labels):
+            for prediction, label in zip(outputs.gradient_logits, outputs.gradient_labels, strict=True):
                 prediction = F.interpolate(
                     prediction.float(), size=label.shape[-2:], mode="bilinear", align_corners=True
                 )

@@ -1,0 +1,925 @@
+#!/usr/bin/env python
+"""Train or fine-tune BiRefNet for dichotomous image segmentation with 🤗 Accelerate (the paper's recipe).
+
+One script from a laptop CPU to 8 GPUs and several nodes; ``accelerate launch`` decides where it runs::
+
+    # one process (CPU or one GPU)
+    python examples/train.py --dataset_dir /data/DIS5K --output_dir outputs/birefnet-swin-l
+
+    # the paper's setup: 8 GPUs, 4 images per GPU, bf16, 1024x1024, 600 epochs, IoU-only fine-tuning at the end
+    accelerate launch --config_file examples/accelerate_configs/single_node_8gpu_ddp_bf16.yaml examples/train.py \\
+        --dataset_dir /data/DIS5K --backbone swin_v1_l --use_pretrained_backbone --image_size 1024 \\
+        --per_device_train_batch_size 4 --num_train_epochs 600 --finetune_last_epochs 20 \\
+        --checkpointing_steps 2000 --eval_every_epochs 10 --dataloader_num_workers 8 --output_dir outputs/birefnet
+
+    # continue after a crash or pre-emption, exactly where it stopped
+    accelerate launch ... examples/train.py <same arguments> --resume_from_checkpoint latest
+
+What it does, following the paper (Sec. 3.5, 3.6, 4.3) and, where they differ, the authors' training code
+(github.com/ZhengPeng7/BiRefNet, ``config.py`` / ``train.py``):
+
+* **Loss**: ``model(pixel_values, labels=..., class_labels=...)`` returns the paper's loss (BCE 30, IoU 0.5, SSIM 10,
+  CE 5 on every side output, plus the outward reference's gradient loss); see ``birefnet_hf/loss_birefnet.py``.
+  The weighted terms (``output.loss_terms``) are logged separately.
+* **Optimiser**: AdamW with weight decay 0.01 (the authors' code; the paper says Adam: ``--optimizer adam``).
+* **Learning rate**: the authors' rule ``lr = 1e-4 * sqrt(batch / 4)`` where ``batch`` is the number of images one
+  process sees per optimiser step (their ``config.batch_size`` is per GPU; 4 in the paper), i.e. here
+  ``--per_device_train_batch_size * --gradient_accumulation_steps``. It does *not* grow with the number of
+  processes: 8 GPUs x 4 images train at 1e-4, as in the paper. ``--learning_rate`` overrides it.
+* **Decay**: multi-step, ``--lr_decay_epochs`` (negative values count from the end, as in the authors' config) times
+  ``--lr_decay_rate`` (0.5). Off by default, as in the authors' config (their milestone is epoch 1e5).
+* **Region-level fine-tuning** (RLFT, Sec. 3.6): for the last ``--finetune_last_epochs`` epochs the pixel loss is
+  the IoU loss only (``model.criterion.region_level_finetuning``); see :func:`rlft_active`.
+* **Augmentation**: horizontal flips only, as in the paper (``--augmentations`` adds the authors' others). Each
+  image is augmented with a generator seeded by ``(seed, epoch, index)``, so augmentations do not depend on the
+  number of processes or data workers, and a resumed run sees exactly the images it would have seen.
+* **BatchNorm and one image per device**: the decoder's BatchNorm cannot train on one image (the ASPP
+  global-pooling branch is 1x1); the authors then build the decoder without BatchNorm. A fresh model with
+  ``--per_device_train_batch_size 1`` gets ``use_batch_norm=False``; a pretrained one keeps its BatchNorm layers
+  frozen (running statistics, ``--freeze_batch_norm``).
+
+Checkpoints (``--checkpointing_steps``) are ``accelerator.save_state`` folders under ``output_dir/checkpoints``
+(model, optimiser, scheduler, every process's RNG states, and ``training_state.json``); ``--resume_from_checkpoint``
+restores them and skips the batches already seen (``accelerator.skip_first_batches``; the sampler is seeded per
+epoch), so a resumed run reproduces an uninterrupted one (bit-identical on CPU). Checkpoints need a file system
+shared by all nodes.
+
+Outputs under ``--output_dir`` are written to a temporary folder and renamed, so they are complete or absent:
+``final_model/`` and ``best_model/`` (``save_pretrained`` folders with the image processor and the modelling code,
+loadable with ``AutoModelForImageSegmentation.from_pretrained(folder, trust_remote_code=True)`` even without this
+package), ``eval_results.json`` and ``logs/`` (per-process JSON lines, TensorBoard with ``--with_tracking``).
+
+Validation (``--eval_every_epochs``) computes the DIS metrics (``birefnet_hf.metrics``) at ``--image_size`` against
+the resized masks binarised at 0.5, for model selection. Numbers comparable with the paper need the masks at their
+original resolution: evaluate the saved model afterwards (``examples/run_demo.py`` shows how).
+
+Multi-process CPU training (tests, debugging): ``accelerate launch`` starts several processes only through its
+multi-GPU launcher, so ``examples/accelerate_configs/cpu_2proc_gloo.yaml`` says ``distributed_type: MULTI_GPU``;
+with no GPU this script then sets ``Accelerator(cpu=True)`` so the processes join one gloo group (without it every
+process would train alone). ``accelerate launch --cpu --num_processes 2`` runs a single process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import transformers
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from birefnet_hf import BACKBONE_SPECS, BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
+from birefnet_hf.data import (
+    DISCollator,
+    load_dis5k,
+    load_hub_dataset,
+    make_eval_transform,
+    make_train_transform,
+)
+from birefnet_hf.metrics import METRIC_NAMES, DISMetrics
+
+logger = get_logger(__name__)
+
+#: Metrics where lower is better; the others are higher-is-better.
+LOWER_IS_BETTER = ("mae", "hce")
+#: The authors' augmentations, in their order (``config.preproc_methods``); the paper uses flips only.
+AUGMENTATIONS = ("flip", "enhance", "rotate", "pepper", "crop")
+#: The paper's starting learning rate for DIS and the per-GPU batch it was tuned for.
+BASE_LEARNING_RATE = 1e-4
+REFERENCE_BATCH_SIZE = 4
+CHECKPOINT_PREFIX = "step_"
+TRAINING_STATE_FILE = "training_state.json"
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train BiRefNet (dichotomous image segmentation) with Accelerate.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    source = data.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--dataset_dir", type=Path, help="a DIS5K folder (DIS-TR, DIS-VD, DIS-TE1..4) or its parent"
+    )
+    source.add_argument(
+        "--dataset_name",
+        help="a 🤗 dataset with image/mask columns: Hub id or local folder (load_hub_dataset)",
+    )
+    data.add_argument("--image_column", default="image", help="image column of --dataset_name")
+    data.add_argument("--mask_column", default="mask", help="mask column of --dataset_name")
+    data.add_argument("--train_split", default="train", help="training split (DIS5K: train = DIS-TR)")
+    data.add_argument(
+        "--validation_split",
+        default="validation",
+        help="validation split (DIS5K: validation = DIS-VD); 'none' to skip",
+    )
+    data.add_argument(
+        "--max_train_samples", type=int, default=None, help="use only the first N training images"
+    )
+    data.add_argument(
+        "--max_eval_samples", type=int, default=None, help="use only the first N validation images"
+    )
+    data.add_argument(
+        "--image_size", type=int, nargs="+", default=[1024], help="training size: S or H W, multiples of 32"
+    )
+    data.add_argument(
+        "--augmentations", nargs="*", choices=AUGMENTATIONS, default=["flip"],
+        help="training augmentations (paper: flip; the authors' code: flip enhance rotate pepper)",
+    )  # fmt: skip
+    data.add_argument(
+        "--dataloader_num_workers", type=int, default=0, help="data-loading processes per process"
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--backbone", default="swin_v1_l", choices=sorted(BACKBONE_SPECS), help="encoder of a fresh model"
+    )
+    model.add_argument(
+        "--use_pretrained_backbone",
+        action="store_true",
+        help="start the backbone from timm's ImageNet weights",
+    )
+    model.add_argument(
+        "--init_from", default=None,
+        help="fine-tune from a save_pretrained folder or Hub repo, or an authors' checkpoint (.pth / .safetensors)",
+    )  # fmt: skip
+    model.add_argument(
+        "--auxiliary_classification",
+        action="store_true",
+        help="add the DIS5K class head and its CE loss (weight 5)",
+    )
+    model.add_argument(
+        "--config_overrides",
+        default=None,
+        help="BiRefNetConfig fields of a fresh model, e.g. 'decoder_attention=aspp'",
+    )
+    model.add_argument(
+        "--freeze_batch_norm", action="store_true", help="keep BatchNorm layers on their running statistics"
+    )
+    model.add_argument(
+        "--gradient_checkpointing", action="store_true", help="trade compute for activation memory"
+    )
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument(
+        "--per_device_train_batch_size", type=int, default=4, help="images per process and step"
+    )
+    optim.add_argument("--per_device_eval_batch_size", type=int, default=4)
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    optim.add_argument(
+        "--learning_rate", type=float, default=None,
+        help="default: 1e-4 * sqrt(per_device_train_batch_size * gradient_accumulation_steps / 4) (authors' rule)",
+    )  # fmt: skip
+    optim.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw", help="authors' code: adamw")
+    optim.add_argument("--weight_decay", type=float, default=1e-2, help="AdamW weight decay (authors: 0.01)")
+    optim.add_argument("--adam_beta1", type=float, default=0.9)
+    optim.add_argument("--adam_beta2", type=float, default=0.999)
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8)
+    optim.add_argument(
+        "--max_grad_norm", type=float, default=None, help="clip gradients (the authors do not)"
+    )
+    optim.add_argument(
+        "--lr_decay_epochs", type=int, nargs="*", default=[],
+        help="epochs after which the lr is multiplied by --lr_decay_rate; negative: counted from the end",
+    )  # fmt: skip
+    optim.add_argument("--lr_decay_rate", type=float, default=0.5)
+    optim.add_argument("--num_train_epochs", type=int, default=600, help="paper: 600 for DIS5K")
+    optim.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=None,
+        help="total optimiser steps; overrides --num_train_epochs",
+    )
+    optim.add_argument(
+        "--finetune_last_epochs", type=int, default=0,
+        help="region-level fine-tuning: IoU loss only for the last N epochs (paper: 20)",
+    )  # fmt: skip
+    optim.add_argument("--seed", type=int, default=7, help="seed of everything (authors: 7)")
+    optim.add_argument(
+        "--mixed_precision",
+        choices=("no", "fp16", "bf16"),
+        default=None,
+        help="default: the accelerate config's",
+    )
+
+    run = parser.add_argument_group("outputs")
+    run.add_argument("--output_dir", type=Path, required=True)
+    run.add_argument(
+        "--checkpointing_steps",
+        default=None,
+        help="save the training state every N optimiser steps, or 'epoch'",
+    )
+    run.add_argument(
+        "--checkpoints_total_limit", type=int, default=None, help="keep only the newest N checkpoints"
+    )
+    run.add_argument(
+        "--resume_from_checkpoint",
+        default=None,
+        help="'latest' (newest in output_dir/checkpoints) or a checkpoint path",
+    )
+    run.add_argument(
+        "--eval_every_epochs",
+        type=int,
+        default=1,
+        help="validate every K epochs (and at the end); 0: end only",
+    )
+    run.add_argument(
+        "--metric_for_best_model",
+        choices=METRIC_NAMES,
+        default="max_fm",
+        help="metric that selects best_model/",
+    )
+    run.add_argument(
+        "--logging_steps", type=int, default=10, help="log averaged losses every N optimiser steps"
+    )
+    run.add_argument("--with_tracking", action="store_true", help="log to the trackers of --report_to")
+    run.add_argument(
+        "--report_to", default="tensorboard", help="tracker(s) for --with_tracking: tensorboard, all, ..."
+    )
+    run.add_argument(
+        "--push_to_hub", action="store_true", help="upload best_model/ (else final_model/) at the end"
+    )
+    run.add_argument("--hub_model_id", default=None, help="repository id; default: the output folder's name")
+    run.add_argument("--hub_token", default=None, help="token for --push_to_hub (default: the logged-in one)")
+    run.add_argument("--hub_private_repo", action="store_true")
+    run.add_argument("--cpu", action="store_true", help="train on CPU even if an accelerator is available")
+
+    args = parser.parse_args(argv)
+    if len(args.image_size) == 1:
+        args.image_size = args.image_size * 2
+    if len(args.image_size) != 2 or any(side <= 0 or side % 32 for side in args.image_size):
+        parser.error(
+            f"--image_size must be S or H W, positive multiples of 32 (BiRefNet's patch grid), got {args.image_size}"
+        )
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                 "num_train_epochs", "logging_steps"):  # fmt: skip
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        parser.error(f"--max_train_steps must be at least 1, got {args.max_train_steps}")
+    if args.finetune_last_epochs < 0:
+        parser.error(
+            f"--finetune_last_epochs counts epochs from the end and must be >= 0, got {args.finetune_last_epochs} "
+            "(the authors' config writes -N for the same thing)"
+        )
+    if args.eval_every_epochs < 0:
+        parser.error(f"--eval_every_epochs must be >= 0, got {args.eval_every_epochs}")
+    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
+        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
+            parser.error(
+                f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}"
+            )
+    if args.dataset_dir is not None and not args.dataset_dir.is_dir():
+        parser.error(f"--dataset_dir {args.dataset_dir} is not a directory")
+    if args.init_from is not None and (args.use_pretrained_backbone or args.config_overrides):
+        parser.error(
+            "--use_pretrained_backbone and --config_overrides describe a fresh model; drop them with --init_from"
+        )
+    if args.validation_split.lower() == "none":
+        args.validation_split = None
+    return args
+
+
+def parse_config_overrides(text: str | None) -> dict[str, Any]:
+    """``"decoder_attention=aspp,inward_reference=false"`` -> ``{"decoder_attention": "aspp", "inward_reference": False}``,
+    typed after :class:`BiRefNetConfig`'s defaults."""
+    if not text:
+        return {}
+    defaults = BiRefNetConfig()
+    overrides = {}
+    for item in text.split(","):
+        key, separator, value = item.partition("=")
+        key = key.strip()
+        if not separator or not hasattr(defaults, key):
+            raise ValueError(f"--config_overrides: {item!r} is not 'field=value' with a BiRefNetConfig field")
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"--config_overrides: {key} takes true or false, got {value!r}")
+            overrides[key] = value.lower() == "true"
+        elif isinstance(default, int):
+            overrides[key] = int(value)
+        elif isinstance(default, float):
+            overrides[key] = float(value)
+        elif isinstance(default, (list, tuple)):
+            overrides[key] = [int(v) for v in value.split()]
+        else:
+            overrides[key] = value
+    return overrides
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+def rlft_active(epoch: int, num_epochs: int, finetune_last_epochs: int) -> bool:
+    """Whether region-level fine-tuning (IoU-only pixel loss) is on in ``epoch`` (0-based) of ``num_epochs``.
+
+    The last ``finetune_last_epochs`` epochs fine-tune; the authors' ``epoch > epochs + finetune_last_epochs`` with
+    1-based epochs and a negative count is the same rule. ``0`` switches it off.
+    """
+    if finetune_last_epochs < 0 or num_epochs < 1:
+        raise ValueError(
+            f"need finetune_last_epochs >= 0 and num_epochs >= 1, got {finetune_last_epochs}, {num_epochs}"
+        )
+    return finetune_last_epochs > 0 and epoch >= num_epochs - finetune_last_epochs
+
+
+def default_learning_rate(per_device_batch_size: int, gradient_accumulation_steps: int = 1) -> float:
+    """The authors' rule: ``1e-4 * sqrt(batch / 4)``, ``batch`` = images per process and optimiser step."""
+    return BASE_LEARNING_RATE * math.sqrt(
+        per_device_batch_size * gradient_accumulation_steps / REFERENCE_BATCH_SIZE
+    )
+
+
+def lr_decay_milestones(decay_epochs: list[int], num_epochs: int, steps_per_epoch: int) -> list[int]:
+    """Optimiser steps at which the learning rate decays: after epoch ``e`` (1-based), or after epoch
+    ``num_epochs + e`` for a negative ``e`` (the authors' convention). Milestones beyond the run are dropped."""
+    milestones = set()
+    for epoch in decay_epochs:
+        end_epoch = epoch if epoch > 0 else num_epochs + epoch
+        if 0 < end_epoch < num_epochs:
+            milestones.add(end_epoch * steps_per_epoch)
+    return sorted(milestones)
+
+
+# ------------------------------------------------------------------------------------------------ data
+class SeededAugmentation(torch.utils.data.Dataset):
+    """Apply a random training transform to example ``index`` with torch's CPU generator seeded by
+    ``(seed, epoch, index)`` (the global state is restored afterwards), so that augmentations do not depend on which
+    process or worker loads the example, nor on the batches skipped when resuming. ``set_epoch`` is called by
+    Accelerate's data loader at the start of every epoch."""
+
+    def __init__(self, dataset: datasets.Dataset, transform, seed: int):
+        self.dataset = dataset
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        example = self.dataset[int(index)]
+        seed = int(
+            np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)[0] >> 1
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)  # CPU only: an accelerator's generators stay untouched
+            batch = self.transform({key: [value] for key, value in example.items()})
+        return {key: values[0] for key, values in batch.items()}
+
+
+def load_splits(args: argparse.Namespace) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """The training and validation splits (features: image, mask, label, file_name)."""
+    wanted = [args.train_split] + ([args.validation_split] if args.validation_split else [])
+    if args.dataset_dir is not None:
+        loaded = load_dis5k(args.dataset_dir, splits=wanted)
+        train, validation = loaded[list(loaded)[0]], loaded[list(loaded)[1]] if len(loaded) > 1 else None
+    else:
+        loaded = load_hub_dataset(
+            args.dataset_name, image_column=args.image_column, mask_column=args.mask_column
+        )
+        missing = [split for split in wanted if split not in loaded]
+        if missing:
+            raise ValueError(
+                f"--dataset_name {args.dataset_name} has no split(s) {missing}; it has {list(loaded)}"
+            )
+        train = loaded[args.train_split]
+        validation = loaded[args.validation_split] if args.validation_split else None
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if validation is not None and args.max_eval_samples is not None:
+        validation = validation.select(range(min(args.max_eval_samples, len(validation))))
+    return train, validation
+
+
+# ------------------------------------------------------------------------------------------------ model
+def build_model(args: argparse.Namespace) -> tuple[BiRefNetForImageSegmentation, bool, list[str]]:
+    """The model to train, whether its BatchNorm statistics must stay frozen, and warnings for the user."""
+    notes = []
+    batch_of_one = args.per_device_train_batch_size == 1
+    if args.init_from is not None:
+        if Path(args.init_from).is_file():
+            from birefnet_hf.convert_birefnet_original_to_hf import (
+                convert_checkpoint,
+                load_original_state_dict,
+            )
+
+            model = convert_checkpoint(load_original_state_dict(args.init_from))
+        else:
+            model = BiRefNetForImageSegmentation.from_pretrained(args.init_from)
+        if args.auxiliary_classification and not model.config.auxiliary_classification:
+            raise ValueError(f"--init_from {args.init_from} has no auxiliary classification head")
+        freeze = args.freeze_batch_norm
+        if batch_of_one and model.config.use_batch_norm and not freeze:
+            notes.append(
+                "One image per device with a pretrained model that has BatchNorm: BatchNorm cannot estimate statistics "
+                "from one image (and fails on the 1x1 global-pooling branch), so its layers stay frozen on their "
+                "running statistics (--freeze_batch_norm)."
+            )
+            freeze = True
+        return model, freeze, notes
+
+    overrides = parse_config_overrides(args.config_overrides)
+    config_kwargs = dict(
+        backbone=args.backbone,
+        use_pretrained_backbone=args.use_pretrained_backbone,
+        auxiliary_classification=args.auxiliary_classification,
+    )
+    config_kwargs.update(overrides)
+    if batch_of_one and config_kwargs.get("use_batch_norm", True):
+        notes.append(
+            "One image per device: building the decoder without BatchNorm (use_batch_norm=False), as the authors do "
+            "for batch size 1 (BatchNorm cannot train on one image). Use a per-device batch of 2 or more to keep it."
+        )
+        config_kwargs["use_batch_norm"] = False
+    return BiRefNetForImageSegmentation(BiRefNetConfig(**config_kwargs)), args.freeze_batch_norm, notes
+
+
+def set_train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
+    model.train()
+    if freeze_batch_norm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+# ------------------------------------------------------------------------------------------------ saving
+def replace_folder_atomically(staging: Path, destination: Path) -> None:
+    """Move the complete folder ``staging`` to ``destination``, replacing an older one without a moment where
+    ``destination`` holds a partial folder."""
+    if destination.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
+        os.replace(destination, trash / destination.name)
+        os.replace(staging, destination)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, destination)
+
+
+def save_model(
+    accelerator: Accelerator, model, image_processor, destination: Path, extra: dict | None = None
+) -> None:
+    """``save_pretrained`` of the model, image processor and modelling code into ``destination``, atomically.
+    Collective: every process must call it (FSDP gathers the weights)."""
+    state_dict = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+        try:
+            # The folder also works without this package, through trust_remote_code (the code is copied).
+            unwrapped.config.register_for_auto_class()
+            unwrapped.register_for_auto_class("AutoModelForImageSegmentation")
+            image_processor.register_for_auto_class("AutoImageProcessor")
+            unwrapped.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
+            image_processor.save_pretrained(staging)
+            if extra:
+                with open(staging / "eval_results.json", "w", encoding="utf-8") as handle:
+                    json.dump(extra, handle, indent=2)
+            replace_folder_atomically(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    accelerator.wait_for_everyone()
+
+
+def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
+    """Complete checkpoints (``step_N`` folders with a training state), oldest first."""
+    if not checkpoints_dir.is_dir():
+        return []
+    found = [
+        path
+        for path in checkpoints_dir.iterdir()
+        if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and path.name[len(CHECKPOINT_PREFIX) :].isdigit()
+        and (path / TRAINING_STATE_FILE).is_file()
+    ]  # fmt: skip
+    return sorted(found, key=lambda path: int(path.name[len(CHECKPOINT_PREFIX) :]))
+
+
+def save_checkpoint(
+    accelerator: Accelerator, checkpoints_dir: Path, state: dict, total_limit: int | None
+) -> Path:
+    """``accelerator.save_state`` into ``checkpoints_dir/step_N``, atomically (collective)."""
+    destination = checkpoints_dir / f"{CHECKPOINT_PREFIX}{state['completed_steps']}"
+    staging = checkpoints_dir / f".{destination.name}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with open(staging / TRAINING_STATE_FILE, "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=2)
+        replace_folder_atomically(staging, destination)
+        if total_limit is not None:
+            for old in list_checkpoints(checkpoints_dir)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    logger.info(f"Saved checkpoint {destination}")
+    return destination
+
+
+def resolve_checkpoint(resume_from: str, checkpoints_dir: Path) -> Path | None:
+    if resume_from == "latest":
+        found = list_checkpoints(checkpoints_dir)
+        return found[-1] if found else None
+    path = Path(resume_from)
+    if not (path / TRAINING_STATE_FILE).is_file():
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {path} is not a checkpoint of this script (no {TRAINING_STATE_FILE})"
+        )
+    return path
+
+
+def push_to_hub(folder: Path, args: argparse.Namespace, results: dict | None) -> str:
+    """Create the Hub repository and upload ``folder`` (with a short model card) to it."""
+    from huggingface_hub import create_repo, upload_folder
+
+    repo_id = args.hub_model_id or args.output_dir.resolve().name
+    card = folder / "README.md"
+    if not card.exists():
+        lines = [
+            "---", "library_name: transformers", "pipeline_tag: image-segmentation", "tags:",
+            "- birefnet", "- dichotomous-image-segmentation", "---", "",
+            f"# {repo_id}", "",
+            "BiRefNet (Zheng et al., *Bilateral Reference for High-Resolution Dichotomous Image Segmentation*, "
+            "CAAI AIR 2024) trained with `examples/train.py` of birefnet_hf.", "",
+        ]  # fmt: skip
+        if results:
+            lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in results.items()]
+        card.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    repo_id = create_repo(repo_id, exist_ok=True, private=args.hub_private_repo, token=args.hub_token).repo_id
+    upload_folder(
+        repo_id=repo_id, folder_path=str(folder), commit_message="Upload BiRefNet", token=args.hub_token
+    )
+    return repo_id
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate(accelerator: Accelerator, model, dataloader) -> dict[str, float] | None:
+    """DIS metrics of ``model`` on ``dataloader`` (every process predicts its shard; the main process scores).
+    Returns the scores on every process."""
+    model.eval()
+    metrics = DISMetrics() if accelerator.is_main_process else None
+    for batch in tqdm(
+        dataloader, desc="Validation", disable=not accelerator.is_local_main_process, leave=False
+    ):
+        logits = model(pixel_values=batch["pixel_values"]).logits
+        predictions = (torch.sigmoid(logits.float())[:, 0] * 255).round().to(torch.uint8)
+        references = (batch["labels"][:, 0] > 0.5).to(torch.uint8) * 255
+        predictions, references = accelerator.gather_for_metrics((predictions, references))
+        if metrics is not None:
+            metrics.update_batch(predictions.cpu().numpy(), references.cpu().numpy())
+    scores = [metrics.compute() if metrics is not None else None]
+    broadcast_object_list(scores, from_process=0)
+    return scores[0]
+
+
+def is_better(value: float, best: float | None, metric: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    output_dir: Path = args.output_dir
+    checkpoints_dir = output_dir / "checkpoints"
+
+    # With no GPU, several launched processes must form a gloo group (see the module docstring).
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    no_accelerator = not (hasattr(torch, "accelerator") and torch.accelerator.is_available())
+    ddp_kwargs = DistributedDataParallelKwargs()  # find_unused_parameters is set once the model is known
+    accelerator = Accelerator(
+        cpu=args.cpu or (launched and no_accelerator),
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        step_scheduler_with_optimizer=False,  # the multi-step schedule is stepped once per optimiser step, below
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        kwargs_handlers=[ddp_kwargs],
+        log_with=args.report_to if args.with_tracking else None,
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
+        ),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    if accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_warning()
+        transformers.utils.logging.set_verbosity_warning()
+    else:
+        datasets.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+
+    set_seed(args.seed)  # the same initial weights on every process
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "logs").mkdir(exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    # ---- data
+    with accelerator.main_process_first():
+        train_split, validation_split = load_splits(args)
+    image_size = tuple(args.image_size)
+    train_transform = make_train_transform(
+        image_size=image_size,
+        hflip="flip" in args.augmentations,
+        color_enhance="enhance" in args.augmentations,
+        rotate="rotate" in args.augmentations,
+        pepper="pepper" in args.augmentations,
+        crop="crop" in args.augmentations,
+    )
+    train_dataset = SeededAugmentation(train_split, train_transform, args.seed)
+    total_batch = args.per_device_train_batch_size * accelerator.num_processes
+    if len(train_dataset) < total_batch:
+        raise ValueError(
+            f"{len(train_dataset)} training images cannot fill one batch of {args.per_device_train_batch_size} images "
+            f"on each of {accelerator.num_processes} process(es)"
+        )
+    # Own generators: loader start-up must not draw from the global RNG (a resumed run would diverge).
+    train_dataloader = DataLoader(
+        train_dataset,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,  # a last batch of one image would break BatchNorm
+        collate_fn=DISCollator(return_metadata=True),
+        num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    eval_dataloader = None
+    if validation_split is not None:
+        eval_dataloader = DataLoader(
+            validation_split.with_transform(make_eval_transform(image_size=image_size)),
+            batch_size=args.per_device_eval_batch_size,
+            collate_fn=DISCollator(),
+            num_workers=args.dataloader_num_workers,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+
+    # ---- model, optimiser, schedule
+    model, freeze_batch_norm, notes = build_model(args)
+    for note in notes:
+        logger.warning(note)
+    # The auxiliary classifier gets no gradient on batches without DIS5K classes (DDP must be told).
+    ddp_kwargs.find_unused_parameters = bool(model.config.auxiliary_classification)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    image_processor = BiRefNetImageProcessor(size={"height": image_size[0], "width": image_size[1]})
+    learning_rate = args.learning_rate or default_learning_rate(
+        args.per_device_train_batch_size, args.gradient_accumulation_steps
+    )
+    optimizer_class = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class(
+        model.parameters(),
+        lr=learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.weight_decay if args.optimizer == "adamw" else 0.0,
+    )
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    if eval_dataloader is not None:
+        eval_dataloader = accelerator.prepare(eval_dataloader)
+
+    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    if args.max_train_steps is None:
+        max_train_steps = args.num_train_epochs * steps_per_epoch
+        num_epochs = args.num_train_epochs
+    else:
+        max_train_steps = args.max_train_steps
+        num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    milestones = lr_decay_milestones(args.lr_decay_epochs, num_epochs, steps_per_epoch)
+    lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=milestones, gamma=args.lr_decay_rate
+    )
+    lr_scheduler = accelerator.prepare(lr_scheduler)  # registered for save_state / load_state
+
+    if args.with_tracking:
+        tracked = {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()
+        }
+        accelerator.init_trackers("birefnet", config=tracked)
+
+    # Different dropout / drop-path draws on every process (data order and augmentations depend on args.seed only).
+    set_seed(args.seed, device_specific=True)
+
+    # ---- resume
+    completed_steps, best_metric, best_step, history = 0, None, None, []
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, checkpoints_dir)
+        if checkpoint is None:
+            logger.warning(
+                f"--resume_from_checkpoint latest: no checkpoint in {checkpoints_dir}, starting from scratch"
+            )
+        else:
+            with open(checkpoint / TRAINING_STATE_FILE, encoding="utf-8") as handle:
+                state = json.load(handle)
+            expected = {"steps_per_epoch": steps_per_epoch, "num_processes": accelerator.num_processes,
+                        "total_batch_size": total_batch * args.gradient_accumulation_steps}  # fmt: skip
+            changed = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
+            if changed:
+                raise ValueError(
+                    f"Checkpoint {checkpoint} was written by a run with a different data layout {changed} "
+                    "(saved, now): resume with the same dataset, batch size and number of processes"
+                )
+            accelerator.load_state(str(checkpoint))
+            completed_steps = state["completed_steps"]
+            best_metric, best_step, history = state["best_metric"], state["best_step"], state["history"]
+            logger.info(f"Resumed from {checkpoint} at step {completed_steps}")
+
+    total_batch_size = total_batch * args.gradient_accumulation_steps
+    logger.info("***** Running training *****")
+    logger.info(
+        f"  Num examples = {len(train_dataset)}; validation: {len(validation_split) if validation_split else 0}"
+    )
+    logger.info(f"  Image size = {image_size}, augmentations = {args.augmentations}")
+    logger.info(
+        f"  Num epochs = {num_epochs}, optimisation steps = {max_train_steps} ({steps_per_epoch} per epoch)"
+    )
+    logger.info(
+        f"  Batch size per device = {args.per_device_train_batch_size}, total (parallel, accumulated) = {total_batch_size}"
+    )
+    logger.info(
+        f"  Learning rate = {learning_rate:g} ({args.optimizer}), decay x{args.lr_decay_rate} at steps {milestones}"
+    )
+    logger.info(f"  Region-level fine-tuning in the last {args.finetune_last_epochs} epoch(s)")
+
+    if completed_steps == 0 and list_checkpoints(checkpoints_dir):
+        logger.warning(
+            f"{checkpoints_dir} holds checkpoints of an earlier run; this run will replace those it reaches"
+        )
+    unwrapped_model = accelerator.unwrap_model(model)
+    rank_log_path = output_dir / "logs" / f"train_rank{accelerator.process_index}.jsonl"
+    rank_log = open(rank_log_path, "a" if completed_steps else "w", encoding="utf-8")
+    progress_bar = tqdm(
+        total=max_train_steps,
+        initial=completed_steps,
+        desc="Training",
+        disable=not accelerator.is_local_main_process,
+    )
+    starting_epoch = completed_steps // steps_per_epoch
+    skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
+    running = defaultdict(lambda: torch.zeros((), device=accelerator.device))
+    running_count = 0
+    last_checkpoint_step = completed_steps if args.resume_from_checkpoint else None
+    eval_results = history[-1]["metrics"] if history else None
+    start_time = time.time()
+
+    def training_state(epoch: int) -> dict:
+        return {
+            "completed_steps": completed_steps, "epoch": epoch, "steps_per_epoch": steps_per_epoch,
+            "num_processes": accelerator.num_processes, "total_batch_size": total_batch_size,
+            "best_metric": best_metric, "best_step": best_step, "history": history,
+        }  # fmt: skip
+
+    for epoch in range(starting_epoch, num_epochs):
+        if completed_steps >= max_train_steps:
+            break
+        unwrapped_model.criterion.region_level_finetuning = rlft_active(
+            epoch, num_epochs, args.finetune_last_epochs
+        )
+        set_train_mode(model, freeze_batch_norm)
+        train_dataloader.set_epoch(epoch)  # data order and augmentations of this epoch
+        epoch_loader = train_dataloader
+        if epoch == starting_epoch and skip_batches:
+            epoch_loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
+        for batch in epoch_loader:
+            file_names = batch.pop("file_names", None)
+            batch.pop("original_sizes", None)
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                loss = outputs.loss
+                if not torch.isfinite(loss):
+                    terms = {name: round(value.item(), 4) for name, value in outputs.loss_terms.items()}
+                    raise FloatingPointError(
+                        f"non-finite loss {loss.item()} (terms {terms}) at step {completed_steps} on {file_names}"
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            running["loss"] += loss.detach() / args.gradient_accumulation_steps
+            for name, value in outputs.loss_terms.items():
+                running[name] += value.detach() / args.gradient_accumulation_steps
+            if not accelerator.sync_gradients:
+                continue
+
+            lr_scheduler.step()
+            completed_steps += 1
+            running_count += 1
+            progress_bar.update(1)
+            rank_log.write(json.dumps({
+                "step": completed_steps, "epoch": epoch, "rank": accelerator.process_index,
+                "loss": loss.item(), "files": file_names,
+                "region_level_finetuning": unwrapped_model.criterion.region_level_finetuning,
+            }) + "\n")  # fmt: skip
+            if completed_steps % args.logging_steps == 0 or completed_steps == max_train_steps:
+                logs = {f"train/{name}": accelerator.reduce(value, "mean").item() / running_count
+                        for name, value in running.items()}  # fmt: skip
+                logs["train/learning_rate"] = lr_scheduler.get_last_lr()[0]
+                logs["train/epoch"] = epoch
+                progress_bar.set_postfix(loss=f"{logs['train/loss']:.3f}", epoch=epoch)
+                logger.info(
+                    f"step {completed_steps}: " + ", ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items())
+                )
+                if args.with_tracking:
+                    accelerator.log(logs, step=completed_steps)
+                running.clear()
+                running_count = 0
+                rank_log.flush()
+            if (
+                args.checkpointing_steps not in (None, "epoch")
+                and completed_steps % int(args.checkpointing_steps) == 0
+            ):
+                save_checkpoint(
+                    accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit
+                )
+                last_checkpoint_step = completed_steps
+            if completed_steps >= max_train_steps:
+                break
+
+        # ---- end of epoch: validation, best model, epoch checkpoint
+        last_epoch = epoch == num_epochs - 1 or completed_steps >= max_train_steps
+        due = args.eval_every_epochs and (epoch + 1) % args.eval_every_epochs == 0
+        if eval_dataloader is not None and (due or last_epoch):
+            eval_results = evaluate(accelerator, model, eval_dataloader)
+            history.append({"epoch": epoch, "step": completed_steps, "metrics": eval_results})
+            logger.info(
+                f"epoch {epoch} step {completed_steps}: "
+                + ", ".join(f"{k}={v:.4f}" for k, v in eval_results.items())
+            )
+            if args.with_tracking:
+                accelerator.log({f"eval/{k}": v for k, v in eval_results.items()}, step=completed_steps)
+            value = eval_results[args.metric_for_best_model]
+            if is_better(value, best_metric, args.metric_for_best_model):
+                best_metric, best_step = value, completed_steps
+                save_model(accelerator, model, image_processor, output_dir / "best_model",
+                           {"step": completed_steps, "epoch": epoch, **eval_results})  # fmt: skip
+            set_train_mode(model, freeze_batch_norm)
+        if args.checkpointing_steps == "epoch" and last_checkpoint_step != completed_steps:
+            save_checkpoint(accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit)
+            last_checkpoint_step = completed_steps
+
+    progress_bar.close()
+    # Every process records a checksum of its weights: identical on all of them when data-parallel training works.
+    with torch.no_grad():
+        checksum = sum(p.detach().double().sum().item() for p in unwrapped_model.parameters())
+    rank_log.write(json.dumps({"final_step": completed_steps, "rank": accelerator.process_index,
+                               "parameter_checksum": checksum}) + "\n")  # fmt: skip
+    rank_log.close()
+    if args.checkpointing_steps is not None and last_checkpoint_step != completed_steps:
+        save_checkpoint(
+            accelerator, checkpoints_dir, training_state(num_epochs - 1), args.checkpoints_total_limit
+        )
+    save_model(accelerator, model, image_processor, output_dir / "final_model",
+               {"step": completed_steps, **eval_results} if eval_results else None)  # fmt: skip
+    summary = {
+        "completed_steps": completed_steps,
+        "train_runtime_s": time.time() - start_time,
+        "num_processes": accelerator.num_processes,
+        "best_metric": best_metric,
+        "best_step": best_step,
+        "metric_for_best_model": args.metric_for_best_model,
+        "history": history,
+    }
+    if accelerator.is_main_process:
+        with open(output_dir / "eval_results.json", "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+        if args.push_to_hub:
+            folder = (
+                output_dir / "best_model"
+                if (output_dir / "best_model").is_dir()
+                else output_dir / "final_model"
+            )
+            repo_id = push_to_hub(folder, args, eval_results)
+            logger.info(f"Pushed {folder} to https://huggingface.co/{repo_id}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
