@@ -182,7 +182,11 @@ def test_trust_remote_code_without_the_package(tmp_path, tiny_config):
     model.register_for_auto_class("AutoModelForImageSegmentation")
     model.config.register_for_auto_class()
     folder = tmp_path / "remote"
-    model.save_pretrained(folder)
+    try:
+        model.save_pretrained(folder)
+    finally:  # registration is a class attribute: do not leak it into other tests
+        del BiRefNetForImageSegmentation._auto_class
+        del BiRefNetConfig._auto_class
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = model(x).logits
