@@ -70,7 +70,24 @@ def _make_pad_first_block_class(base: type) -> type:
     )
 
 
-class SwinBackbone(nn.Module):
+class _TimmPyramid(nn.Module):
+    """Shared by the backbones: timm's per-stage activation checkpointing, exposed as the ``gradient_checkpointing``
+    flag that transformers' ``activation_checkpointing_enable`` sets."""
+
+    def timm_stages(self) -> nn.Sequential:
+        raise NotImplementedError
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return all(stage.grad_checkpointing for stage in self.timm_stages())
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enable: bool) -> None:
+        for stage in self.timm_stages():
+            stage.grad_checkpointing = bool(enable)
+
+
+class SwinBackbone(_TimmPyramid):
     """Swin-v1 pyramid: timm's Swin stages with the original padding order and per-level output norms."""
 
     def __init__(self, config: BiRefNetConfig):
@@ -96,15 +113,8 @@ class SwinBackbone(nn.Module):
         self.layers = model.layers
         self.output_norms = nn.ModuleList(nn.LayerNorm(c, eps=1e-5) for c in spec["channels"])
 
-    @property
-    def gradient_checkpointing(self) -> bool:
-        """timm's per-stage activation checkpointing, switched by transformers' ``gradient_checkpointing_enable``."""
-        return all(stage.grad_checkpointing for stage in self.layers)
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, enable: bool) -> None:
-        for stage in self.layers:
-            stage.grad_checkpointing = bool(enable)
+    def timm_stages(self) -> nn.Sequential:
+        return self.layers
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(pixel_values)  # B, H/4, W/4, C
@@ -115,7 +125,7 @@ class SwinBackbone(nn.Module):
         return features
 
 
-class PvtV2Backbone(nn.Module):
+class PvtV2Backbone(_TimmPyramid):
     """PVT-v2 pyramid: timm's model, read after every stage (each stage ends with its own LayerNorm)."""
 
     def __init__(self, config: BiRefNetConfig):
@@ -131,15 +141,8 @@ class PvtV2Backbone(nn.Module):
         self.patch_embed = model.patch_embed
         self.stages = model.stages
 
-    @property
-    def gradient_checkpointing(self) -> bool:
-        """timm's per-stage activation checkpointing, switched by transformers' ``gradient_checkpointing_enable``."""
-        return all(stage.grad_checkpointing for stage in self.stages)
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, enable: bool) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = bool(enable)
+    def timm_stages(self) -> nn.Sequential:
+        return self.stages
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(pixel_values)  # B, H/4, W/4, C
