@@ -104,37 +104,65 @@ def modulated_deform_conv2d(
         raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather' or 'grid_sample'.")
     use_gather = sampler == "gather" or (sampler is None and x.device.type == "cpu")
 
+    if use_gather:
+        return _gather_deform_conv(x, pos_y, pos_x, mask, weight, bias, (out_h, out_w), chunk)
+
+    weight_matrix = weight.reshape(out_channels, channels * taps)
     outputs = []
     for n in range(batch):
-        if use_gather:
-            # taps ordered (tap, channel) in the columns, so the weight goes (O, kh, kw, C)
-            weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, taps * channels)
-            rows = x[n].to(sample_dtype).permute(1, 2, 0).reshape(height * width, channels)
-            rows = torch.cat((rows, rows.new_zeros(1, channels)), dim=0)
-        else:
-            weight_matrix = weight.reshape(out_channels, channels * taps)
-            source = x[n : n + 1].to(sample_dtype)
-            grid = torch.stack(((2 * pos_x[n] + 1) / width - 1, (2 * pos_y[n] + 1) / height - 1), dim=-1)
+        source = x[n : n + 1].to(sample_dtype)
+        grid = torch.stack(((2 * pos_x[n] + 1) / width - 1, (2 * pos_y[n] + 1) / height - 1), dim=-1)
         pieces = []
         for start in range(0, positions, chunk):
             stop = min(positions, start + chunk)
-            if use_gather:
-                columns = _gather_columns(
-                    rows, pos_y[n, :, start:stop], pos_x[n, :, start:stop], mask[n, :, start:stop], height, width
-                )  # (P, K*C)
-                columns = columns.transpose(0, 1)
-            else:
-                # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2
-                sampled = F.grid_sample(
-                    source, grid[None, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
-                )  # (1, C, K, P)
-                columns = (sampled[0] * mask[n, None, :, start:stop]).reshape(channels * taps, stop - start)
+            # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2
+            sampled = F.grid_sample(
+                source, grid[None, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
+            )  # (1, C, K, P)
+            columns = (sampled[0] * mask[n, None, :, start:stop]).reshape(channels * taps, stop - start)
             pieces.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))
         outputs.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1))
     out = torch.stack(outputs).view(batch, out_channels, out_h, out_w)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out.to(x.dtype)
+
+
+def _gather_deform_conv(x, pos_y, pos_x, mask, weight, bias, out_size, chunk):
+    """The CPU path: position-major columns (P, K*C) from ``embedding_bag``, times the (K*C, O) weight, written
+    chunk by chunk into a channels-last (N, H_out, W_out, O) result (that orientation of the product is ~1.6x
+    faster in MKL than (O, K*C) x (K*C, P), and no chunk is copied twice)."""
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    taps = kernel_h * kernel_w
+    positions = out_size[0] * out_size[1]
+    # taps ordered (tap, channel) in the columns, so the weight goes (kh, kw, C, O)
+    weight_matrix = weight.permute(2, 3, 1, 0).reshape(taps * channels, out_channels)
+    # ``out=`` writes each chunk in place but is not differentiable: with autograd the chunks are concatenated
+    differentiable = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, pos_y, mask, weight, bias)
+    )
+    out = None if differentiable else torch.empty(batch, positions, out_channels, dtype=weight.dtype, device=x.device)
+    results = []
+    for n in range(batch):
+        rows = x[n].to(pos_y.dtype).permute(1, 2, 0).reshape(height * width, channels)
+        rows = torch.cat((rows, rows.new_zeros(1, channels)), dim=0)  # the zero row that outside samples read
+        pieces = []
+        for start in range(0, positions, chunk):
+            stop = min(positions, start + chunk)
+            columns = _gather_columns(
+                rows, pos_y[n, :, start:stop], pos_x[n, :, start:stop], mask[n, :, start:stop], height, width
+            ).to(weight.dtype)  # (P, K*C)
+            target = None if out is None else out[n, start:stop]
+            if bias is None:
+                pieces.append(torch.mm(columns, weight_matrix, out=target))
+            else:
+                pieces.append(torch.addmm(bias, columns, weight_matrix, out=target))
+        if out is None:
+            results.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0))
+    if out is None:
+        out = torch.stack(results)
+    return out.view(batch, *out_size, out_channels).permute(0, 3, 1, 2).to(x.dtype)
 
 
 __all__ = ["modulated_deform_conv2d"]

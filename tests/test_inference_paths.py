@@ -1,0 +1,102 @@
+"""The inference-only fast paths compute the same function as the training forward.
+
+Eval-mode parity with the authors (tests/test_parity.py) runs under ``torch.no_grad`` and so goes through these
+paths; the tests here pin each one against its literal counterpart on shapes the parity data does not cover
+(batch 2, several non-square sizes, patch split on and off, chunked deformable products).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from birefnet_hf import BiRefNetConfig
+from birefnet_hf.deformable_conv import modulated_deform_conv2d
+from birefnet_hf.modeling_birefnet import DeformableASPP, InwardReference, ReconstructionModule
+
+
+def _randomise(module, generator):
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    return module
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 224, 320), (1, 3, 416, 160)])
+def test_swin_inference_blocks_match_the_training_forward(shape):
+    from birefnet_hf.backbones import SwinBackbone
+
+    torch.manual_seed(0)
+    backbone = SwinBackbone(BiRefNetConfig(backbone="swin_v1_t")).eval()
+    with torch.no_grad():  # timm initialises biases to zero: perturb everything so that every term counts
+        for parameter in backbone.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    with torch.enable_grad():  # recording gradients -> timm's block forward with pad-first attention
+        literal = [level.detach() for level in backbone(x)]
+    with torch.inference_mode():  # -> _inference_block_forward
+        fast = backbone(x)
+    for level, (a, b) in enumerate(zip(literal, fast)):
+        assert a.shape == b.shape
+        assert (a - b).abs().max().item() < 1e-4, f"level {level}"
+
+
+@pytest.mark.parametrize("patch_split", [True, False])
+@pytest.mark.parametrize("grid,size", [(1, (64, 96)), (2, (32, 48)), (4, (8, 24))])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_inward_reference_projection_equals_conv_of_its_output(patch_split, grid, size, outputs):
+    generator = torch.Generator().manual_seed(2)
+    in_channels = 3 * grid * grid if patch_split else 3
+    inward = _randomise(InwardReference(in_channels, 8, patch_split), generator)
+    image = torch.randn(2, 3, size[0] * grid, size[1] * grid, generator=generator)
+    projection = torch.randn(outputs, 8, 1, 1, generator=generator)
+    expected = F.conv2d(inward(image, size), projection)
+    actual = inward.projected(image, size, projection)
+    assert actual.shape == expected.shape
+    assert torch.allclose(actual, expected, atol=1e-4, rtol=1e-4), (actual - expected).abs().max()
+
+
+@pytest.mark.parametrize("inward_reference", [True, False])
+def test_full_resolution_head_eval_order_equals_training_order(inward_reference):
+    config = BiRefNetConfig(backbone="pvt_v2_b0", inward_reference=inward_reference)
+    generator = torch.Generator().manual_seed(3)
+    module = _randomise(ReconstructionModule(config), generator)
+    c1 = config.encoder_channels[0]
+    features = torch.randn(2, c1 // 2, 24, 40, generator=generator)
+    image = torch.randn(2, 3, 96, 160, generator=generator)
+    with torch.no_grad():
+        training_order = module.train()._full_resolution_head(features, image)
+        eval_order = module.eval()._full_resolution_head(features, image)
+    assert eval_order.shape == (2, 1, 96, 160)
+    assert torch.allclose(eval_order, training_order, atol=1e-4, rtol=1e-4)
+
+
+def test_aspp_fusion_equals_the_projection_of_the_concatenation():
+    generator = torch.Generator().manual_seed(4)
+    aspp = _randomise(DeformableASPP(16, 8), generator).eval()
+    x = torch.randn(2, 16, 12, 20, generator=generator)
+    with torch.no_grad():
+        branches = [aspp.aspp1(x), *(branch(x) for branch in aspp.aspp_deforms)]
+        pooled = aspp.global_avg_pool(x).expand(-1, -1, 12, 20)
+        concatenated = torch.cat((*branches, pooled), dim=1)
+        expected = aspp.relu(aspp.bn1(aspp.conv1(concatenated)))
+        actual = aspp(x)
+    assert torch.allclose(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_deformable_conv_in_place_product_equals_the_autograd_path(monkeypatch, bias):
+    import birefnet_hf.deformable_conv as module
+
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4, 14, 11, generator=generator)
+    offset = torch.randn(2, 2 * 9, 14, 11, generator=generator)
+    mask = torch.rand(2, 9, 14, 11, generator=generator)
+    weight = torch.randn(5, 4, 3, 3, generator=generator)
+    bias_tensor = torch.randn(5, generator=generator) if bias else None
+    monkeypatch.setattr(module, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 13)  # 13 positions per chunk
+    with torch.no_grad():  # chunks written in place into one buffer
+        in_place = modulated_deform_conv2d(x, offset, mask, weight, bias_tensor, (1, 1), sampler="gather")
+    weight.requires_grad_(True)  # chunks concatenated, differentiable
+    differentiable = modulated_deform_conv2d(x, offset, mask, weight, bias_tensor, (1, 1), sampler="gather")
+    assert differentiable.requires_grad
+    assert torch.allclose(in_place, differentiable.detach(), atol=1e-6, rtol=1e-6)
