@@ -1,15 +1,19 @@
 """Inference latency and peak memory of BiRefNet, per backbone, 1x3xSxS (default 1024).
 
-Two implementations run in the same invocation, each (backbone, implementation) in a fresh subprocess so that
-peak memory is its own:
+Each (backbone, implementation) runs in a fresh subprocess so that peak memory is its own:
 
-* ``ours``: this package as shipped (deformable convolution as grid_sample + matmul).
-* ``tv-deform``: the same model with the deformable convolutions computed by ``torchvision.ops.deform_conv2d``,
-  the operator of the authors' implementation (69 % of their CPU time), i.e. the authors' compute path.
+* ``ours``: this package as shipped.
+* ``tv-deform``: this package with only the deformable convolutions computed by ``torchvision.ops.deform_conv2d``
+  (the authors' operator), to show what the operator alone is worth. Its logits are the reference for the
+  ``max|dlogit|`` column.
+* ``ours+thp`` (with ``--thp``): ours with ``THP_MEM_ALLOC_ENABLE=1``, PyTorch's switch for transparent huge pages
+  in its CPU allocator (a deployment setting, not a code change; on this project's machine it was slower).
 
-Both are fed the same random weights (deformable offsets made non-zero so the sampling path really runs) and the
-same input, and the table reports the max |difference| of their logits. On CUDA, ``ours`` also runs in bfloat16
-(torchvision's operator refuses bfloat16).
+``authors`` is the authors' own code on this machine kind (2 CPU threads, fp32, 1024, median of 3), from
+``../shared/parity/README.md``; the goal is at most half of it.
+
+Every run uses the same random weights (deformable offsets made non-zero so the sampling path really runs) and the
+same input. On CUDA, ``ours`` also runs in bfloat16 (torchvision's operator refuses bfloat16).
 
     python benchmarks/inference.py --backbones pvt_v2_b0 swin_v1_t swin_v1_l --threads 2 --repeats 3
 """
@@ -18,10 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+
+
+#: The authors' implementation on this project's CPU machine kind: 1x3x1024x1024, fp32, 2 threads, median of 3
+#: (``../shared/parity/README.md``).
+AUTHORS_CPU_SECONDS = {"pvt_v2_b0": 10.8, "swin_v1_t": 15.5, "swin_v1_l": 34.0}
 
 
 def _run_one(backbone: str, impl: str, size: int, repeats: int, threads: int, device: str, dtype: str) -> dict:
@@ -33,7 +43,7 @@ def _run_one(backbone: str, impl: str, size: int, repeats: int, threads: int, de
     from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
     torch.set_num_threads(threads)
-    if impl == "tv-deform":
+    if impl.startswith("tv-deform"):
         from torchvision.ops import deform_conv2d
 
         def torchvision_deform(x, offset, mask, weight, bias=None, padding=(0, 0)):
@@ -85,6 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--impls", nargs="+", default=["ours", "tv-deform"], choices=["ours", "tv-deform"])
+    parser.add_argument("--thp", action="store_true", help="also run ours with THP_MEM_ALLOC_ENABLE=1")
     parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -94,32 +105,38 @@ def main(argv=None) -> int:
         return 0
 
     runs = [(impl, "float32") for impl in args.impls]
+    if args.thp:
+        runs.append(("ours+thp", "float32"))
     if args.device == "cuda":
         runs.append(("ours", "bfloat16"))
+    compare_to_authors = args.device == "cpu" and args.size == 1024 and args.threads == 2
     rows = []
     for backbone in args.backbones:
         results = {}
         for impl, dtype in runs:
             command = [sys.executable, __file__, "--repeats", str(args.repeats), "--threads", str(args.threads),
                        "--_child", backbone, impl, args.device, dtype, str(args.size)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            env = dict(os.environ, THP_MEM_ALLOC_ENABLE="1") if impl.endswith("+thp") else None
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             results[impl, dtype] = json.loads(done.stdout.strip().splitlines()[-1])
         reference = results.get(("tv-deform", "float32"))
+        authors = AUTHORS_CPU_SECONDS.get(backbone) if compare_to_authors else None
         for (impl, dtype), result in results.items():
             diff = "-"
             if reference is not None and (impl, dtype) != ("tv-deform", "float32"):
                 diff = f"{max(abs(a - b) for a, b in zip(result['logits'], reference['logits'])):.2e}"
             speedup = f"{reference['median_s'] / result['median_s']:.2f}x" if reference else "-"
-            rows.append((backbone, impl, dtype, result["median_s"], result["peak_gb"], speedup, diff))
+            versus_authors = f"{authors / result['median_s']:.2f}x" if authors else "-"
+            rows.append((backbone, impl, dtype, result["median_s"], result["peak_gb"], speedup, versus_authors, diff))
 
     device = args.device if args.device == "cpu" else "cuda"
     print(f"\nBiRefNet inference, 1x3x{args.size}x{args.size}, {device}, {args.threads} threads, "
           f"median of {args.repeats} (after 1 warm-up)")
-    header = ("backbone", "impl", "dtype", "median s", "peak GB", "vs tv-deform", "max|dlogit|")
+    header = ("backbone", "impl", "dtype", "median s", "peak GB", "vs tv-deform", "vs authors", "max|dlogit|")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for backbone, impl, dtype, median, peak, speedup, diff in rows:
-        print(f"| {backbone} | {impl} | {dtype} | {median:.2f} | {peak:.2f} | {speedup} | {diff} |")
+    for backbone, impl, dtype, median, peak, speedup, versus_authors, diff in rows:
+        print(f"| {backbone} | {impl} | {dtype} | {median:.2f} | {peak:.2f} | {speedup} | {versus_authors} | {diff} |")
     return 0
 
 

@@ -79,14 +79,8 @@ def _pad_first_attention(block, x: torch.Tensor) -> torch.Tensor:
     return x.view(batch, height, width, channels)
 
 
-def _shifted_window_mask(block, attn_mask: torch.Tensor, padded_size, batch: int) -> torch.Tensor:
-    """The relative-position bias plus, for a shifted block, the region mask of the padded grid, per window."""
-    if not any(block.shift_size):
-        return attn_mask
-    # the region mask depends only on the padded grid's size (timm reads it off a tensor's shape)
-    region_mask = block.get_attn_mask(attn_mask.new_empty((1, *padded_size, 1)))  # (windows, N, N)
-    attn_mask = attn_mask + region_mask.unsqueeze(1)
-    return attn_mask if batch == 1 else attn_mask.repeat(batch, 1, 1, 1)
+#: Largest temporary of :func:`_inference_block_forward`, in bytes (see there).
+_INFERENCE_CHUNK_BYTES = 16 * 2**20
 
 
 def _linear_rows(rows: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -100,32 +94,61 @@ def _linear_rows(rows: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
 
 def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     """A Swin block at inference: the same function as the training forward (pad-first window attention, MLP,
-    two residual sums) with fewer passes over memory. The attention output projection runs after the tokens are
-    put back in order (a per-token linear map commutes with reordering), so both residual sums are accumulated in
-    place by the GEMMs (``addmm_``) into one output buffer; biases are added as separate passes."""
+    two residual sums) with fewer passes over memory and no large temporaries.
+
+    * The attention runs over groups of windows and the MLP over groups of tokens, each temporary (q/k/v, bias +
+      region mask, MLP hidden) at most ``_INFERENCE_CHUNK_BYTES``: below glibc's 32 MiB ``mmap`` ceiling such
+      buffers are reused from the heap instead of being page-faulted in afresh in every block, and they stay in
+      cache between the GEMM and the elementwise op that follows.
+    * The attention output projection runs after the tokens are put back in order (a per-token linear map
+      commutes with the reordering), so both residual sums are accumulated in place by the GEMMs (``addmm_``).
+    """
     batch, height, width, channels = x.shape
     attn, mlp = block.attn, block.mlp
+    heads, area = attn.num_heads, block.window_area
+    attn_dim = attn.qkv.out_features // 3
     source, padding, slot_of_token, padded_size = _window_layout(
         height, width, block.window_size, block.shift_size, x.device
     )
     windows = block.norm1(x).reshape(batch, height * width, channels).index_select(1, source)
     if padding.numel():
         windows.index_fill_(1, padding, 0.0)
-    qkv = _linear_rows(windows.view(-1, channels), attn.qkv)
-    q, k, v = qkv.view(-1, block.window_area, 3, attn.num_heads, qkv.shape[-1] // (3 * attn.num_heads)).permute(
-        2, 0, 3, 1, 4
-    )
-    attn_mask = _shifted_window_mask(block, attn._get_rel_pos_bias(), padded_size, batch)
-    tokens = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (windows, heads, N, head_dim)
-    tokens = tokens.transpose(1, 2).reshape(batch, -1, qkv.shape[-1] // 3).index_select(1, slot_of_token)
+    windows = windows.view(-1, area, channels)  # (batch * windows per image, N, C), image-major
+    per_image = windows.shape[0] // batch
+    position_bias = attn._get_rel_pos_bias()  # (1, heads, N, N)
+    # the region mask depends only on the padded grid's size (timm reads it off a tensor's shape)
+    region_mask = block.get_attn_mask(x.new_empty((1, *padded_size, 1))) if any(block.shift_size) else None
+
+    group = max(1, _INFERENCE_CHUNK_BYTES // (x.element_size() * area * max(3 * attn_dim, heads * area)))
+    attended = windows.new_empty(windows.shape[0], area, attn_dim)
+    for start in range(0, windows.shape[0], group):
+        stop = min(windows.shape[0], start + group)
+        qkv = _linear_rows(windows[start:stop].reshape(-1, channels), attn.qkv)
+        q, k, v = qkv.view(stop - start, area, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        mask = position_bias
+        if region_mask is not None:
+            window_index = torch.arange(start, stop, device=x.device) % per_image
+            mask = position_bias + region_mask[window_index].unsqueeze(1)
+        attended[start:stop] = (
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(-1, area, attn_dim)
+        )
+    tokens = attended.view(batch, -1, attn_dim).index_select(1, slot_of_token).view(-1, attn_dim)
 
     out = x.reshape(-1, channels)
     out = out + attn.proj.bias if attn.proj.bias is not None else out.clone()
-    out.addmm_(tokens.view(out.shape[0], -1), attn.proj.weight.t())
-    hidden = mlp.norm(mlp.act(_linear_rows(block.norm2(out), mlp.fc1)))
-    if mlp.fc2.bias is not None:
-        out += mlp.fc2.bias
-    out.addmm_(hidden, mlp.fc2.weight.t())
+    out.addmm_(tokens, attn.proj.weight.t())
+    rows = max(1, _INFERENCE_CHUNK_BYTES // (x.element_size() * mlp.fc1.out_features))
+    for start in range(0, out.shape[0], rows):
+        part = out[start : start + rows]
+        hidden = _linear_rows(block.norm2(part), mlp.fc1)
+        if type(mlp.act) is nn.GELU:
+            hidden = torch.ops.aten.gelu_(hidden, approximate=mlp.act.approximate)
+        else:
+            hidden = mlp.act(hidden)
+        hidden = mlp.norm(hidden)
+        if mlp.fc2.bias is not None:
+            part += mlp.fc2.bias
+        part.addmm_(hidden, mlp.fc2.weight.t())
     return out.view(batch, height, width, channels)
 
 

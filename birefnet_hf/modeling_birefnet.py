@@ -117,8 +117,12 @@ class DeformableConv2d(nn.Module):
         self.regular_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offset = self.offset_conv(x)
-        modulator = 2.0 * torch.sigmoid(self.modulator_conv(x))
+        # the two predictors read the same input with the same kernel: one convolution with both weights
+        taps = self.modulator_conv.out_channels
+        weight = torch.cat((self.offset_conv.weight, self.modulator_conv.weight))
+        bias = torch.cat((self.offset_conv.bias, self.modulator_conv.bias))
+        offset, modulator = F.conv2d(x, weight, bias, padding=self.padding).split((2 * taps, taps), dim=1)
+        modulator = 2.0 * torch.sigmoid(modulator)
         return modulated_deform_conv2d(
             x, offset, modulator, self.regular_conv.weight, self.regular_conv.bias, padding=self.padding
         )

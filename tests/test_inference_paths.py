@@ -22,8 +22,13 @@ def _randomise(module, generator):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 224, 320), (1, 3, 416, 160)])
-def test_swin_inference_blocks_match_the_training_forward(shape):
+@pytest.mark.parametrize("chunk_bytes", [None, 4 * 49 * 1152 * 3])  # default; ~3 windows / a few hundred tokens
+def test_swin_inference_blocks_match_the_training_forward(monkeypatch, shape, chunk_bytes):
+    import birefnet_hf.backbones as backbones
     from birefnet_hf.backbones import SwinBackbone
+
+    if chunk_bytes is not None:  # groups of windows that cross image boundaries, many MLP row groups
+        monkeypatch.setattr(backbones, "_INFERENCE_CHUNK_BYTES", chunk_bytes)
 
     torch.manual_seed(0)
     backbone = SwinBackbone(BiRefNetConfig(backbone="swin_v1_t")).eval()
