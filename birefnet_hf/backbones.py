@@ -41,11 +41,12 @@ def _window_layout(height: int, width: int, window, shift, device):
 
     Returns ``source`` (slot -> token of the unpadded grid read by that window slot; padding slots read token 0
     and are listed in ``padding``) and ``slot_of_token`` (token -> its slot), so that the layout is one gather in
-    and one gather out instead of pad, roll, partition, reverse, roll and crop copies."""
+    and one gather out instead of pad, roll, partition, reverse, roll and crop copies. The indices are computed on
+    the CPU (a few small integer ops; ``nonzero`` also works there for meta-device inputs) and moved to ``device``."""
     window_h, window_w = window
     padded_h = height + (window_h - height % window_h) % window_h
     padded_w = width + (window_w - width % window_w) % window_w
-    grid = torch.arange(padded_h * padded_w, device=device).view(padded_h, padded_w)
+    grid = torch.arange(padded_h * padded_w).view(padded_h, padded_w)
     if any(shift):
         grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(0, 1))
     slots = grid.view(padded_h // window_h, window_h, padded_w // window_w, window_w).permute(0, 2, 1, 3).flatten()
@@ -53,9 +54,10 @@ def _window_layout(height: int, width: int, window, shift, device):
     inside = (row < height) & (col < width)
     source = torch.where(inside, row * width + col, 0)
     slot_of_padded = torch.empty_like(slots)
-    slot_of_padded[slots] = torch.arange(slots.numel(), device=device)
+    slot_of_padded[slots] = torch.arange(slots.numel())
     slot_of_token = slot_of_padded.view(padded_h, padded_w)[:height, :width].flatten()
-    return source, torch.nonzero(~inside).flatten(), slot_of_token, (padded_h, padded_w)
+    padding = torch.nonzero(~inside).flatten()
+    return source.to(device), padding.to(device), slot_of_token.to(device), (padded_h, padded_w)
 
 
 def _pad_first_attention(block, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,9 @@ of the deformable convolutions (``grid_sample`` on GPU and meta, ``embedding_bag
 PyTorch) is added here at 4 multiply-accumulates per sampled value (one per bilinear corner), whichever sampler runs. On the meta device scaled-dot-product attention runs as its two matrix
 products, which are counted (on CPU tensors PyTorch's fused attention kernel has no formula and would be missed).
 Normalisation, activations, softmax, resizing and other element-wise work are not counted. MACs = counted FLOPs / 2.
+The count is of the inference forward as this package computes it: the full-resolution head runs in the cheaper
+order of :meth:`ReconstructionModule._full_resolution_head` (the same function with fewer MACs than the literal
+upsample-concatenate-convolve order).
 """
 
 from __future__ import annotations
@@ -238,9 +241,18 @@ def _embedding_bag_flops(weight_shape, indices_shape, *args, out_shape=None, **k
     return 2 * gathered * weight_shape[1]
 
 
+def _matrix_product_flops(self_shape, first_shape, second_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``self.addmm_(first, second)``: one (m x k) @ (k x n) product (the accumulation is not counted,
+    as in PyTorch's formula for ``addmm``)."""
+    rows, inner = first_shape
+    return 2 * rows * inner * second_shape[1]
+
+
 #: FLOP formulas added to PyTorch's for the deformable convolution's bilinear sampling, whichever sampler runs
 #: (``grid_sample`` on GPU and the meta device, ``embedding_bag`` on CPU): 4 MACs per sampled value either way.
 SAMPLING_FLOP_FORMULAS = {
+    # the Swin inference block accumulates its residual sums with the in-place GEMM, which PyTorch's table lacks
+    torch.ops.aten.addmm_: _matrix_product_flops,
     torch.ops.aten.grid_sampler_2d: _grid_sample_flops,
     torch.ops.aten._embedding_bag: _embedding_bag_flops,
     torch.ops.aten._embedding_bag_forward_only: _embedding_bag_flops,
