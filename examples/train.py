@@ -122,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset_name",
         help="a 🤗 dataset with image/mask columns: Hub id or local folder (load_hub_dataset)",
     )
+    data.add_argument("--dataset_config_name", help="configuration (subset) of --dataset_name, if it has several")
     data.add_argument("--image_column", default="image", help="image column of --dataset_name")
     data.add_argument("--mask_column", default="mask", help="mask column of --dataset_name")
     data.add_argument("--train_split", default="train", help="training split (DIS5K: train = DIS-TR)")
@@ -395,7 +396,10 @@ def load_splits(args: argparse.Namespace) -> tuple[datasets.Dataset, datasets.Da
         train, validation = loaded[list(loaded)[0]], loaded[list(loaded)[1]] if len(loaded) > 1 else None
     else:
         loaded = load_hub_dataset(
-            args.dataset_name, image_column=args.image_column, mask_column=args.mask_column
+            args.dataset_name,
+            config_name=args.dataset_config_name,
+            image_column=args.image_column,
+            mask_column=args.mask_column,
         )
         missing = [split for split in wanted if split not in loaded]
         if missing:

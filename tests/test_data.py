@@ -411,6 +411,37 @@ def test_hub_dataset_loading_with_column_mapping(synthetic_root, tmp_path):
         load_hub_dataset(str(repo), split="train", cache_dir=str(cache))
 
 
+def test_hub_dataset_configuration_is_selected(synthetic_root, tmp_path):
+    """A repository with several configurations (README ``configs``): ``config_name`` picks one, in the library
+    and in examples/train.py (``--dataset_config_name``)."""
+    source = load_dis5k(synthetic_root, splits=["validation"])["validation"]
+    repo = tmp_path / "two_configs"
+    sizes = {"small": 1, "large": 3}  # the synthetic validation split has 3 images
+    for config, count in sizes.items():
+        for split in ("train", "validation"):
+            folder = repo / config / split
+            folder.mkdir(parents=True)
+            source.select(range(count)).to_parquet(str(folder / "data.parquet"))
+    lines = ["---", "configs:"]
+    for config in sizes:
+        lines += [f"- config_name: {config}", "  data_files:"]
+        lines += [f"  - split: {split}\n    path: {config}/{split}/*.parquet" for split in ("train", "validation")]
+    (repo / "README.md").write_text("\n".join(lines + ["---", ""]))
+    cache = str(tmp_path / "cache")
+    for config, count in sizes.items():
+        loaded = load_hub_dataset(str(repo), config_name=config, split="train", cache_dir=cache)
+        assert len(loaded) == count and loaded.features == image_mask_features()
+    with pytest.raises(ValueError, match="small|large"):
+        load_hub_dataset(str(repo), config_name="medium", split="train", cache_dir=cache)
+
+    train_script = load_example_script("train")
+    args = train_script.parse_args(
+        ["--dataset_name", str(repo), "--dataset_config_name", "large", "--output_dir", str(tmp_path / "out")]
+    )
+    train, validation = train_script.load_splits(args)
+    assert (len(train), len(validation)) == (3, 3)
+
+
 # ------------------------------------------------------------------------------------------------------ export
 
 

@@ -121,6 +121,7 @@ def _standardise(
 def load_hub_dataset(
     name: str,
     *,
+    config_name: str | None = None,
     image_column: str = "image",
     mask_column: str = "mask",
     split: str | None = None,
@@ -134,6 +135,8 @@ def load_hub_dataset(
     folder of parquet/Arrow files (e.g. one written by ``examples/prepare_dataset.py``).
 
     Args:
+        config_name: the dataset's configuration (``load_dataset``'s second argument, e.g. one subset of a
+            repository whose README lists several ``configs``); ``None`` = its default.
         image_column / mask_column: the columns (``datasets.Image`` features) holding images and masks; they
             become ``image`` (decoded as RGB) and ``mask`` (decoded as L).
         split: a split name (returns a ``Dataset``) or ``None`` for all splits (returns a ``DatasetDict``).
@@ -147,7 +150,7 @@ def load_hub_dataset(
 
     Other columns are dropped, so that every loader returns the same features.
     """
-    loaded = datasets.load_dataset(name, split=split, **load_dataset_kwargs)
+    loaded = datasets.load_dataset(name, config_name, split=split, **load_dataset_kwargs)
     options = dict(
         image_column=image_column,
         mask_column=mask_column,
