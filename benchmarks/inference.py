@@ -87,6 +87,23 @@ def _run_one(backbone: str, impl: str, size: int, repeats: int, threads: int, de
     }
 
 
+def gemm_gflops(threads: int, repeats: int = 7) -> float:
+    """This machine's fp32 GEMM rate right now (a 4096x3072 @ 3072x768 product, median of ``repeats``): the VM's
+    speed drifts, and this number lets runs taken at different times be compared."""
+    import torch
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4096, 3072, generator=generator), torch.randn(3072, 768, generator=generator)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * 4096 * 3072 * 768 / statistics.median(times) / 1e9
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", nargs="+", default=["pvt_v2_b0", "swin_v1_t", "swin_v1_l"])
@@ -110,6 +127,7 @@ def main(argv=None) -> int:
     if args.device == "cuda":
         runs.append(("ours", "bfloat16"))
     compare_to_authors = args.device == "cpu" and args.size == 1024 and args.threads == 2
+    gemm_before = gemm_gflops(args.threads)
     rows = []
     for backbone in args.backbones:
         results = {}
@@ -131,7 +149,8 @@ def main(argv=None) -> int:
 
     device = args.device if args.device == "cpu" else "cuda"
     print(f"\nBiRefNet inference, 1x3x{args.size}x{args.size}, {device}, {args.threads} threads, "
-          f"median of {args.repeats} (after 1 warm-up)")
+          f"median of {args.repeats} (after 1 warm-up); fp32 GEMM rate {gemm_before:.0f} GFLOP/s before, "
+          f"{gemm_gflops(args.threads):.0f} after")
     header = ("backbone", "impl", "dtype", "median s", "peak GB", "vs tv-deform", "vs authors", "max|dlogit|")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
