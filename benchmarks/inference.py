@@ -43,7 +43,7 @@ def _run_one(backbone: str, impl: str, size: int, repeats: int, threads: int, de
     from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
     torch.set_num_threads(threads)
-    if impl.startswith("tv-deform"):
+    if impl == "tv-deform":
         from torchvision.ops import deform_conv2d
 
         def torchvision_deform(x, offset, mask, weight, bias=None, padding=(0, 0)):

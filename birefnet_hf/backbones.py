@@ -68,17 +68,25 @@ def _pad_first_attention(block, x: torch.Tensor) -> torch.Tensor:
     and cropped. The layout moves are done as index gathers (see :func:`_window_layout`).
     """
     batch, height, width, channels = x.shape
+    windows, slot_of_token, region_mask = _partition_windows(block, x)
+    windows = block.attn(windows, mask=region_mask)
+    x = windows.view(batch, -1, channels).index_select(1, slot_of_token)
+    return x.view(batch, height, width, channels)
+
+
+def _partition_windows(block, x: torch.Tensor):
+    """``x`` (B, H, W, C) as zero-padded, shifted windows (B * windows, N, C), image-major; the token -> slot
+    index that undoes it; and the shifted block's region mask (windows, N, N) or ``None``."""
+    batch, height, width, channels = x.shape
     source, padding, slot_of_token, padded_size = _window_layout(
         height, width, block.window_size, block.shift_size, x.device
     )
     windows = x.reshape(batch, height * width, channels).index_select(1, source)
     if padding.numel():
         windows.index_fill_(1, padding, 0.0)
-    # the mask depends only on the padded grid's size (timm reads it off the tensor's shape)
-    attn_mask = block.get_attn_mask(x.new_empty((1, *padded_size, 1))) if any(block.shift_size) else None
-    windows = block.attn(windows.view(-1, block.window_area, channels), mask=attn_mask)
-    x = windows.view(batch, -1, channels).index_select(1, slot_of_token)
-    return x.view(batch, height, width, channels)
+    # the mask depends only on the padded grid's size (timm reads it off a tensor's shape)
+    region_mask = block.get_attn_mask(x.new_empty((1, *padded_size, 1))) if any(block.shift_size) else None
+    return windows.view(-1, block.window_area, channels), slot_of_token, region_mask
 
 
 #: Largest temporary of :func:`_inference_block_forward`, in bytes (see there).
@@ -109,17 +117,9 @@ def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     attn, mlp = block.attn, block.mlp
     heads, area = attn.num_heads, block.window_area
     attn_dim = attn.qkv.out_features // 3
-    source, padding, slot_of_token, padded_size = _window_layout(
-        height, width, block.window_size, block.shift_size, x.device
-    )
-    windows = block.norm1(x).reshape(batch, height * width, channels).index_select(1, source)
-    if padding.numel():
-        windows.index_fill_(1, padding, 0.0)
-    windows = windows.view(-1, area, channels)  # (batch * windows per image, N, C), image-major
+    windows, slot_of_token, region_mask = _partition_windows(block, block.norm1(x))
     per_image = windows.shape[0] // batch
     position_bias = attn._get_rel_pos_bias()  # (1, heads, N, N)
-    # the region mask depends only on the padded grid's size (timm reads it off a tensor's shape)
-    region_mask = block.get_attn_mask(x.new_empty((1, *padded_size, 1))) if any(block.shift_size) else None
 
     group = max(1, _INFERENCE_CHUNK_BYTES // (x.element_size() * area * max(3 * attn_dim, heads * area)))
     attended = windows.new_empty(windows.shape[0], area, attn_dim)
