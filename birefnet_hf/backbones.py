@@ -13,7 +13,7 @@ authors' backbones do:
   2. every level's output goes through its own LayerNorm (``output_norms``, the authors' ``norm0..norm3``).
 
 At inference (eval mode, no autograd) each Swin block runs :func:`_inference_block_forward`: the same function
-with timm's fused attention, index gathers for the window layout, and residual sums accumulated by the GEMMs.
+with timm's fused attention, index gathers for the window layout, oneDNN products and in-place residual sums.
 
 timm places the patch-merging layer at the start of stage ``i + 1`` where the authors have it at the end of stage
 ``i``; both produce the same features (each level is read before merging), only the parameter names differ, which
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
+from .cpu_linear import linear_rows
 
 
 def _timm():
@@ -93,15 +94,6 @@ def _partition_windows(block, x: torch.Tensor):
 _INFERENCE_CHUNK_BYTES = 16 * 2**20
 
 
-def _linear_rows(rows: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
-    """``layer(rows)`` for 2-D rows as a bias-free GEMM plus an in-place bias add (MKL's ``addmm`` initialises its
-    output from the broadcast bias, which costs more than the separate add for wide outputs such as the MLP's)."""
-    out = torch.mm(rows, layer.weight.t())
-    if layer.bias is not None:
-        out += layer.bias
-    return out
-
-
 def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     """A Swin block at inference: the same function as the training forward (pad-first window attention, MLP,
     two residual sums) with fewer passes over memory and no large temporaries.
@@ -111,7 +103,8 @@ def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
       buffers are reused from the heap instead of being page-faulted in afresh in every block, and they stay in
       cache between the GEMM and the elementwise op that follows.
     * The attention output projection runs after the tokens are put back in order (a per-token linear map
-      commutes with the reordering), so both residual sums are accumulated in place by the GEMMs (``addmm_``).
+      commutes with the reordering), and both residual sums are added in place.
+    * The linear layers go through :func:`~birefnet_hf.cpu_linear.linear_rows` (oneDNN on CPU).
     """
     batch, height, width, channels = x.shape
     attn, mlp = block.attn, block.mlp
@@ -125,7 +118,7 @@ def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     attended = windows.new_empty(windows.shape[0], area, attn_dim)
     for start in range(0, windows.shape[0], group):
         stop = min(windows.shape[0], start + group)
-        qkv = _linear_rows(windows[start:stop].reshape(-1, channels), attn.qkv)
+        qkv = linear_rows(windows[start:stop].reshape(-1, channels), attn.qkv.weight, attn.qkv.bias)
         q, k, v = qkv.view(stop - start, area, 3, heads, -1).permute(2, 0, 3, 1, 4)
         mask = position_bias
         if region_mask is not None:
@@ -136,21 +129,17 @@ def _inference_block_forward(block, x: torch.Tensor) -> torch.Tensor:
         )
     tokens = attended.view(batch, -1, attn_dim).index_select(1, slot_of_token).view(-1, attn_dim)
 
-    out = x.reshape(-1, channels)
-    out = out + attn.proj.bias if attn.proj.bias is not None else out.clone()
-    out.addmm_(tokens, attn.proj.weight.t())
+    out = linear_rows(tokens, attn.proj.weight, attn.proj.bias)
+    out += x.reshape(-1, channels)
     rows = max(1, _INFERENCE_CHUNK_BYTES // (x.element_size() * mlp.fc1.out_features))
     for start in range(0, out.shape[0], rows):
         part = out[start : start + rows]
-        hidden = _linear_rows(block.norm2(part), mlp.fc1)
+        hidden = linear_rows(block.norm2(part), mlp.fc1.weight, mlp.fc1.bias)
         if type(mlp.act) is nn.GELU:
             hidden = torch.ops.aten.gelu_(hidden, approximate=mlp.act.approximate)
         else:
             hidden = mlp.act(hidden)
-        hidden = mlp.norm(hidden)
-        if mlp.fc2.bias is not None:
-            part += mlp.fc2.bias
-        part.addmm_(hidden, mlp.fc2.weight.t())
+        part += linear_rows(mlp.norm(hidden), mlp.fc2.weight, mlp.fc2.bias)
     return out.view(batch, height, width, channels)
 
 

@@ -7,7 +7,10 @@ are applied with one ``matmul`` per chunk:
 
 * on CPU, ``gather``: each sample is the weighted sum of four rows of the channels-last input, done for all taps at
   once by :func:`torch.nn.functional.embedding_bag` (``mode="sum"`` with per-sample weights = bilinear weights times
-  the modulation), which reads whole channel rows and is ~4x faster than ``grid_sample`` on CPU;
+  the modulation), which reads whole channel rows and is ~4x faster than ``grid_sample`` on CPU. The input gets a
+  one-pixel zero border, so the four corners of a sample are one index plus four constants: a sample whose
+  top-left corner is off that border reads nothing (weight zero), one that straddles the map's edge reads zeros
+  for its outside corners;
 * elsewhere, ``grid_sample`` over all taps at once.
 
 Sampling positions and weights are computed in float32 whatever the input dtype (pixel coordinates do not fit
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .cpu_linear import linear_rows
 
 #: Largest column buffer (channels * taps * positions) built at once, in elements (16 MiB of float32). Small enough
 #: to be reused from the heap chunk after chunk (larger buffers are mapped and page-faulted in afresh each time)
@@ -43,22 +48,35 @@ def _sampling_positions(offset, taps_h, taps_w, out_h, out_w, pad_h, pad_w, dtyp
     return pos_y.reshape(batch, taps, -1), pos_x.reshape(batch, taps, -1)
 
 
-def _gather_columns(rows, pos_y, pos_x, mask, height, width):
-    """Columns (P, K*C) from channels-last ``rows`` ((H*W + 1, C), last row zero) for positions (K, P)."""
-    taps, positions = pos_y.shape
-    y0, x0 = torch.floor(pos_y), torch.floor(pos_x)
-    ly, lx = pos_y - y0, pos_x - x0
-    hy, hx = 1 - ly, 1 - lx
-    y0, x0 = y0.long(), x0.long()
-    indices, weights = [], []
-    for dy, dx, weight in ((0, 0, hy * hx), (0, 1, hy * lx), (1, 0, ly * hx), (1, 1, ly * lx)):
-        yy, xx = y0 + dy, x0 + dx
-        inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-        indices.append(torch.where(inside, yy * width + xx, height * width))  # outside -> the zero row
-        weights.append(weight * mask)
-    # bags ordered (position, tap): output rows (P, K) -> columns (P, K*C)
-    index = torch.stack(indices, dim=-1).transpose(0, 1).reshape(positions * taps, 4)
-    weight = torch.stack(weights, dim=-1).transpose(0, 1).reshape(positions * taps, 4).to(rows.dtype)
+def _padded_rows(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``image`` (C, H, W) as the rows ((H + 2) * (W + 2), C) of its channels-last copy with a zero border."""
+    channels, height, width = image.shape
+    padded = image.new_zeros(height + 2, width + 2, channels, dtype=dtype)
+    padded[1:-1, 1:-1] = image.permute(1, 2, 0)
+    return padded.view(-1, channels)
+
+
+def _gather_columns(rows, offsets, modulation, grid_y, grid_x, height, width):
+    """Columns (P, K*C), taps-major within a row, for P output positions and K taps.
+
+    ``rows`` come from :func:`_padded_rows`; ``offsets`` (P, K, 2) are the (dy, dx) pairs, ``modulation`` (P, K),
+    ``grid_y``/``grid_x`` (P, K) the undeformed sampling positions (integers). As in torchvision, the position is
+    the integer grid position plus the offset, in one rounding."""
+    positions, taps = modulation.shape
+    padded_width = width + 2
+    pos_y = offsets[..., 0].to(grid_y.dtype) + grid_y
+    pos_x = offsets[..., 1].to(grid_x.dtype) + grid_x
+    y0, x0 = pos_y.floor(), pos_x.floor()
+    frac_y, frac_x = pos_y - y0, pos_x - x0
+    # the corners (y0, x0) .. (y0 + 1, x0 + 1) lie in the padded map iff -1 <= y0 <= H - 1 and -1 <= x0 <= W - 1
+    reads = (y0 >= -1) & (y0 <= height - 1) & (x0 >= -1) & (x0 <= width - 1)
+    top_left = (y0.clamp_(-1, height - 1) + 1).long() * padded_width + (x0.clamp_(-1, width - 1) + 1).long()
+    corners = torch.tensor((0, 1, padded_width, padded_width + 1), device=rows.device)
+    index = (top_left.unsqueeze(-1) + corners).reshape(-1, 4)
+    scale = modulation.to(grid_y.dtype) * reads
+    weight_y = torch.stack((1 - frac_y, frac_y), dim=-1) * scale.unsqueeze(-1)
+    weight_x = torch.stack((1 - frac_x, frac_x), dim=-1)
+    weight = (weight_y.unsqueeze(-1) * weight_x.unsqueeze(-2)).reshape(-1, 4).to(rows.dtype)  # corners as in index
     columns = F.embedding_bag(index, rows, per_sample_weights=weight, mode="sum")
     return columns.view(positions, taps * rows.shape[1])
 
@@ -98,17 +116,15 @@ def modulated_deform_conv2d(
             f"input {tuple(x.shape)} and a {kernel_h}x{kernel_w} kernel."
         )
 
-    sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    pos_y, pos_x = _sampling_positions(offset, kernel_h, kernel_w, out_h, out_w, pad_h, pad_w, sample_dtype)
-    mask = mask.to(sample_dtype).reshape(batch, taps, positions)
-    chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
     if sampler not in (None, "gather", "grid_sample"):
         raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather' or 'grid_sample'.")
-    use_gather = sampler == "gather" or (sampler is None and x.device.type == "cpu")
+    sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
+    if sampler == "gather" or (sampler is None and x.device.type == "cpu"):
+        return _gather_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), chunk, sample_dtype)
 
-    if use_gather:
-        return _gather_deform_conv(x, pos_y, pos_x, mask, weight, bias, (out_h, out_w), chunk)
-
+    pos_y, pos_x = _sampling_positions(offset, kernel_h, kernel_w, out_h, out_w, pad_h, pad_w, sample_dtype)
+    mask = mask.to(sample_dtype).reshape(batch, taps, positions)
     weight_matrix = weight.reshape(out_channels, channels * taps)
     outputs = []
     for n in range(batch):
@@ -130,41 +146,54 @@ def modulated_deform_conv2d(
     return out.to(x.dtype)
 
 
-def _gather_deform_conv(x, pos_y, pos_x, mask, weight, bias, out_size, chunk):
-    """The CPU path: position-major columns (P, K*C) from ``embedding_bag``, times the (K*C, O) weight, written
-    chunk by chunk into a channels-last (N, H_out, W_out, O) result (that orientation of the product is ~1.6x
-    faster in MKL than (O, K*C) x (K*C, P), and no chunk is copied twice)."""
+def _gather_deform_conv(x, offset, mask, weight, bias, padding, out_size, chunk, sample_dtype):
+    """The CPU path: position-major columns (P, K*C) from ``embedding_bag`` times the (K*C, O) weight, chunk by
+    chunk, into a channels-last (N, H_out, W_out, O) result. Without autograd each chunk's product goes through
+    :func:`~birefnet_hf.cpu_linear.linear_rows` (oneDNN) straight into the result; with autograd the chunks'
+    products are concatenated."""
     batch, channels, height, width = x.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
     taps = kernel_h * kernel_w
-    positions = out_size[0] * out_size[1]
-    # taps ordered (tap, channel) in the columns, so the weight goes (kh, kw, C, O)
-    weight_matrix = weight.permute(2, 3, 1, 0).reshape(taps * channels, out_channels)
-    # ``out=`` writes each chunk in place but is not differentiable: with autograd the chunks are concatenated
+    out_h, out_w = out_size
+    positions = out_h * out_w
+    # the undeformed sampling grid: output row/column minus padding, plus the tap's row/column
+    grid = dict(device=x.device, dtype=sample_dtype)
+    base_y = (torch.arange(out_h, **grid) - padding[0]).repeat_interleave(out_w).unsqueeze(1)
+    base_x = (torch.arange(out_w, **grid) - padding[1]).repeat(out_h).unsqueeze(1)
+    tap_y = torch.arange(kernel_h, **grid).repeat_interleave(kernel_w)
+    tap_x = torch.arange(kernel_w, **grid).repeat(kernel_h)
+    # columns are ordered (tap, channel), so the weight goes (O, kh, kw, C)
+    weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, taps * channels)
     differentiable = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, pos_y, mask, weight, bias)
+        t is not None and t.requires_grad for t in (x, offset, mask, weight, bias)
     )
     out = None if differentiable else torch.empty(batch, positions, out_channels, dtype=weight.dtype, device=x.device)
     results = []
     for n in range(batch):
-        rows = x[n].to(pos_y.dtype).permute(1, 2, 0).reshape(height * width, channels)
-        rows = torch.cat((rows, rows.new_zeros(1, channels)), dim=0)  # the zero row that outside samples read
+        rows = _padded_rows(x[n], sample_dtype)
+        offsets = offset[n].permute(1, 2, 0).reshape(positions, taps, 2)  # a view for channels-last offsets
+        modulation = mask[n].permute(1, 2, 0).reshape(positions, taps)
         pieces = []
         for start in range(0, positions, chunk):
             stop = min(positions, start + chunk)
             columns = _gather_columns(
-                rows, pos_y[n, :, start:stop], pos_x[n, :, start:stop], mask[n, :, start:stop], height, width
-            ).to(weight.dtype)  # (P, K*C)
-            target = None if out is None else out[n, start:stop]
-            if bias is None:
-                pieces.append(torch.mm(columns, weight_matrix, out=target))
+                rows,
+                offsets[start:stop],
+                modulation[start:stop],
+                base_y[start:stop] + tap_y,
+                base_x[start:stop] + tap_x,
+                height,
+                width,
+            ).to(weight.dtype)
+            if out is None:
+                pieces.append(F.linear(columns, weight_matrix, bias))
             else:
-                pieces.append(torch.addmm(bias, columns, weight_matrix, out=target))
+                out[n, start:stop] = linear_rows(columns, weight_matrix, bias)
         if out is None:
             results.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0))
     if out is None:
         out = torch.stack(results)
-    return out.view(batch, *out_size, out_channels).permute(0, 3, 1, 2).to(x.dtype)
+    return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2).to(x.dtype)
 
 
 __all__ = ["modulated_deform_conv2d"]

@@ -241,18 +241,19 @@ def _embedding_bag_flops(weight_shape, indices_shape, *args, out_shape=None, **k
     return 2 * gathered * weight_shape[1]
 
 
-def _matrix_product_flops(self_shape, first_shape, second_shape, *args, out_shape=None, **kwargs) -> int:
-    """FLOPs of ``self.addmm_(first, second)``: one (m x k) @ (k x n) product (the accumulation is not counted,
-    as in PyTorch's formula for ``addmm``)."""
-    rows, inner = first_shape
-    return 2 * rows * inner * second_shape[1]
+def _onednn_convolution_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``torch.mkldnn_convolution`` (the CPU inference products of ``cpu_linear.linear_rows``), counted as
+    PyTorch counts ``convolution``."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape)
 
 
-#: FLOP formulas added to PyTorch's for the deformable convolution's bilinear sampling, whichever sampler runs
-#: (``grid_sample`` on GPU and the meta device, ``embedding_bag`` on CPU): 4 MACs per sampled value either way.
+#: FLOP formulas added to PyTorch's: the deformable convolution's bilinear sampling, whichever sampler runs
+#: (``grid_sample`` on GPU and the meta device, ``embedding_bag`` on CPU): 4 MACs per sampled value either way; and
+#: oneDNN's convolution, which the CPU inference paths call directly (see ``cpu_linear``).
 SAMPLING_FLOP_FORMULAS = {
-    # the Swin inference block accumulates its residual sums with the in-place GEMM, which PyTorch's table lacks
-    torch.ops.aten.addmm_: _matrix_product_flops,
+    torch.ops.aten.mkldnn_convolution: _onednn_convolution_flops,
     torch.ops.aten.grid_sampler_2d: _grid_sample_flops,
     torch.ops.aten._embedding_bag: _embedding_bag_flops,
     torch.ops.aten._embedding_bag_forward_only: _embedding_bag_flops,

@@ -73,3 +73,34 @@ def test_mismatched_offsets_are_rejected():
     with pytest.raises(ValueError, match="offset"):
         modulated_deform_conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(1, 4, 5, 5), torch.zeros(1, 9, 5, 5),
                                 torch.zeros(1, 2, 3, 3), None, (1, 1))
+
+
+@pytest.mark.parametrize("sampler", ["gather", "grid_sample"])
+def test_samples_on_and_beyond_the_border_match_torchvision(sampler):
+    """Sampling positions exactly on the border cases of the zero-padded gather (-1, between -1 and 0, the last row
+    and column, between it and the map's edge, exactly on the edge, far outside in every direction) read what
+    torchvision reads."""
+    height, width, kernel = 6, 5, 3
+    taps = kernel * kernel
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 3, height, width, generator=generator, dtype=torch.float64)
+    weight = torch.randn(4, 3, kernel, kernel, generator=generator, dtype=torch.float64)
+    mask = torch.rand(1, taps, height, width, generator=generator, dtype=torch.float64)
+    targets = torch.tensor([-1e4, -2.0, -1.5, -1.0, -0.5, 0.0, 0.25, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0, 1e4],
+                           dtype=torch.float64)
+    # offset = target - (output row/column - padding + tap row/column): every tap of every position hits a target
+    rows = torch.arange(height, dtype=torch.float64).view(1, height, 1) - 1
+    cols = torch.arange(width, dtype=torch.float64).view(1, 1, width) - 1
+    tap = torch.arange(kernel, dtype=torch.float64)
+    index = torch.randint(len(targets), (2, taps, height, width), generator=generator)
+    offset = torch.empty(1, 2 * taps, height, width, dtype=torch.float64)
+    offset[0, 0::2] = targets[index[0]] - (rows + tap.repeat_interleave(kernel).view(taps, 1, 1))
+    offset[0, 1::2] = targets[index[1]] - (cols + tap.repeat(kernel).view(taps, 1, 1))
+
+    expected = deform_conv2d(x, offset, weight, None, padding=(1, 1), mask=mask)
+    with torch.no_grad():
+        actual = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1), sampler=sampler)
+        single = modulated_deform_conv2d(x.float(), offset.float(), mask.float(), weight.float(), None, (1, 1),
+                                         sampler=sampler)
+    assert torch.allclose(actual, expected, atol=1e-10, rtol=1e-10)
+    assert torch.allclose(single.double(), expected, atol=1e-5, rtol=1e-5)  # float32: the oneDNN product on CPU

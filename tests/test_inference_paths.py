@@ -105,3 +105,33 @@ def test_deformable_conv_in_place_product_equals_the_autograd_path(monkeypatch, 
     differentiable = modulated_deform_conv2d(x, offset, mask, weight, bias_tensor, (1, 1), sampler="gather")
     assert differentiable.requires_grad
     assert torch.allclose(in_place, differentiable.detach(), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 7])
+def test_deformable_conv_with_channels_last_predictions_matches_torchvision(kernel):
+    """The layout the decoder produces (channels-last input, offsets and modulation split off one channels-last
+    convolution output, so strided views) through the float32 in-place path, against torchvision."""
+    from torchvision.ops import deform_conv2d
+
+    from birefnet_hf.modeling_birefnet import DeformableConv2d
+
+    torch.manual_seed(kernel)
+    layer = DeformableConv2d(6, 5, kernel, padding=kernel // 2).eval()
+    with torch.no_grad():
+        for conv in (layer.offset_conv, layer.modulator_conv):
+            conv.weight.normal_(0, 0.3)
+            conv.bias.normal_(0, 1.0)
+    x = torch.randn(2, 6, 15, 12).contiguous(memory_format=torch.channels_last)
+    taps = kernel * kernel
+    with torch.no_grad():
+        predicted = F.conv2d(
+            x,
+            torch.cat((layer.offset_conv.weight, layer.modulator_conv.weight)),
+            torch.cat((layer.offset_conv.bias, layer.modulator_conv.bias)),
+            padding=kernel // 2,
+        )
+        offset, modulator = predicted.split((2 * taps, taps), dim=1)
+        assert not offset.is_contiguous()
+        mask = 2.0 * torch.sigmoid(modulator)
+        expected = deform_conv2d(x, offset, layer.regular_conv.weight, None, padding=layer.padding, mask=mask)
+        assert torch.allclose(layer(x), expected, atol=1e-5, rtol=1e-5)
