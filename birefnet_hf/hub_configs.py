@@ -26,7 +26,8 @@ products, which are counted (on CPU tensors PyTorch's fused attention kernel has
 Normalisation, activations, softmax, resizing and other element-wise work are not counted. MACs = counted FLOPs / 2.
 The count is of the inference forward as this package computes it: the full-resolution head runs in the cheaper
 order of :meth:`ReconstructionModule._full_resolution_head` (the same function with fewer MACs than the literal
-upsample-concatenate-convolve order).
+upsample-concatenate-convolve order), and Swin's q/k/v projection skips the padding slots of its windows (their q/k/v
+are the bias; see ``backbones._inference_block_forward``).
 """
 
 from __future__ import annotations

@@ -23,11 +23,12 @@ def _randomise(module, generator):
 
 @pytest.mark.parametrize("shape", [(2, 3, 224, 320), (1, 3, 416, 160)])
 @pytest.mark.parametrize("chunk_bytes", [None, 4 * 49 * 1152 * 3])  # default; ~3 windows / a few hundred tokens
+# (both shapes pad at stride 4 and deeper, so the windows with padding take the real-slots-only q/k/v path)
 def test_swin_inference_blocks_match_the_training_forward(monkeypatch, shape, chunk_bytes):
     import birefnet_hf.backbones as backbones
     from birefnet_hf.backbones import SwinBackbone
 
-    if chunk_bytes is not None:  # groups of windows that cross image boundaries, many MLP row groups
+    if chunk_bytes is not None:  # several window groups of each kind per image, many MLP row groups
         monkeypatch.setattr(backbones, "_INFERENCE_CHUNK_BYTES", chunk_bytes)
 
     torch.manual_seed(0)
@@ -43,6 +44,43 @@ def test_swin_inference_blocks_match_the_training_forward(monkeypatch, shape, ch
     for level, (a, b) in enumerate(zip(literal, fast)):
         assert a.shape == b.shape
         assert (a - b).abs().max().item() < 1e-4, f"level {level}"
+
+
+@pytest.mark.parametrize("size", [(14, 14), (16, 23), (8, 5)])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_plain_first_window_layout(size, shifted):
+    """Plain windows (no padding slot, all-zero region mask) come first, the others after; the reordered layout is
+    still a layout: every token is read by exactly its own slot, and each window keeps its own region mask."""
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    from birefnet_hf.backbones import _window_layout
+
+    block = SwinTransformerBlock(8, (7, 7), num_heads=2, window_size=7, shift_size=3 if shifted else 0,
+                                 always_partition=True, dynamic_mask=True)
+    height, width = size
+    natural = _window_layout(block, height, width, "cpu")
+    ordered = _window_layout(block, height, width, "cpu", plain_first=True)
+    area = block.window_area
+    for layout in (natural, ordered):
+        tokens = torch.arange(height * width)
+        assert torch.equal(layout.source[layout.slot_of_token], tokens)
+        assert torch.equal(torch.nonzero(~layout.inside).flatten(), layout.padding)
+    windows = natural.source.view(-1, area)
+    has_padding = ~natural.inside.view(-1, area).all(dim=1)
+    has_mask = natural.region_mask.flatten(1).any(dim=1) if shifted else torch.zeros_like(has_padding)
+    assert ordered.plain_windows == int((~has_padding & ~has_mask).sum())
+    assert natural.plain_windows == 0
+    assert ordered.inside.view(-1, area)[: ordered.plain_windows].all()
+    # each reordered window is a natural one: same slots (by token read and padding) and the same region mask
+    for index, slots in enumerate(ordered.source.view(-1, area)):
+        inside = ordered.inside.view(-1, area)[index]
+        match = [w for w in range(windows.shape[0])
+                 if torch.equal(windows[w][inside], slots[inside]) and torch.equal(natural.inside.view(-1, area)[w], inside)]
+        assert len(match) == 1
+        if shifted:
+            assert torch.equal(ordered.region_mask[index], natural.region_mask[match[0]])
+            if index < ordered.plain_windows:
+                assert not ordered.region_mask[index].any()
 
 
 @pytest.mark.parametrize("patch_split", [True, False])
