@@ -49,6 +49,21 @@ class _WindowLayout(NamedTuple):
     plain_windows: int  # with ``plain_first``: how many windows come first that have no padding and no region mask
 
 
+def _crosses_regions(block, padded_h: int, padded_w: int) -> torch.Tensor:
+    """Per window of a shifted block's (padded, shifted) grid: whether it spans more than one of the nine regions
+    that its attention mask keeps apart (Swin's definition, as in timm's ``get_attn_mask``), i.e. whether its mask
+    has any non-zero entry. Computed from region ids on the CPU, without building the (windows, N, N) mask."""
+    window_h, window_w = block.window_size
+    shift_h, shift_w = block.shift_size
+    regions = torch.zeros(padded_h, padded_w, dtype=torch.long)
+    for i, rows in enumerate((slice(0, -window_h), slice(-window_h, -shift_h), slice(-shift_h, None))):
+        for j, cols in enumerate((slice(0, -window_w), slice(-window_w, -shift_w), slice(-shift_w, None))):
+            regions[rows, cols] = 3 * i + j
+    windows = regions.view(padded_h // window_h, window_h, padded_w // window_w, window_w).permute(0, 2, 1, 3)
+    windows = windows.reshape(-1, window_h * window_w)
+    return (windows != windows[:, :1]).any(dim=1)
+
+
 def _window_layout(block, height: int, width: int, device, plain_first: bool = False) -> _WindowLayout:
     """The original Swin window layout of a (height, width) map for a timm ``SwinTransformerBlock``: pad the grid
     on the bottom/right to a multiple of the window, shift it cyclically by ``-shift``, cut it into windows of
@@ -59,8 +74,8 @@ def _window_layout(block, height: int, width: int, device, plain_first: bool = F
     slots and with an all-zero region mask come first, the others (on the map's bottom/right edge and along the
     shift's seams) after them, so that the inference forward can treat the two kinds apart.
 
-    Indices and mask are computed on the CPU (a few small integer ops; timm builds the mask from a shape, which
-    also works for meta-device inputs) and moved to ``device``."""
+    The indices are computed on the CPU (a few small integer ops) and moved to ``device``; timm builds the region
+    mask on ``device`` from a shape (which also works on the meta device)."""
     window_h, window_w = block.window_size
     padded_h = height + (window_h - height % window_h) % window_h
     padded_w = width + (window_w - width % window_w) % window_w
@@ -72,15 +87,15 @@ def _window_layout(block, height: int, width: int, device, plain_first: bool = F
     inside = (slots // padded_w < height) & (slots % padded_w < width)
     region_mask = None
     if any(block.shift_size):  # the mask depends only on the padded grid's size (timm reads it off a shape)
-        region_mask = block.get_attn_mask(torch.empty((1, padded_h, padded_w, 1)))
+        region_mask = block.get_attn_mask(torch.empty((1, padded_h, padded_w, 1), device=device))
     plain_windows = 0
     if plain_first:
         plain = inside.all(dim=1)
         if region_mask is not None:
-            plain &= ~region_mask.flatten(1).any(dim=1)
+            plain &= ~_crosses_regions(block, padded_h, padded_w)
         order = torch.argsort(~plain, stable=True)
         slots, inside, plain_windows = slots[order], inside[order], int(plain.sum())
-        region_mask = None if region_mask is None else region_mask[order]
+        region_mask = None if region_mask is None else region_mask[order.to(device)]
     slots, inside = slots.flatten(), inside.flatten()
     source = torch.where(inside, (slots // padded_w) * width + slots % padded_w, 0)
     slot_of_padded = torch.empty_like(slots)
@@ -92,7 +107,7 @@ def _window_layout(block, height: int, width: int, device, plain_first: bool = F
         padding.to(device),
         inside,
         slot_of_token.to(device),
-        None if region_mask is None else region_mask.to(device),
+        region_mask,
         plain_windows,
     )
 
