@@ -253,7 +253,7 @@ def _onednn_convolution_flops(x_shape, w_shape, *args, out_shape=None, **kwargs)
 #: FLOP formulas added to PyTorch's: the deformable convolution's bilinear sampling, whichever sampler runs
 #: (``grid_sample`` on GPU and the meta device, ``embedding_bag`` on CPU): 4 MACs per sampled value either way; and
 #: oneDNN's convolution, which the CPU inference paths call directly (see ``cpu_linear``).
-SAMPLING_FLOP_FORMULAS = {
+EXTRA_FLOP_FORMULAS = {
     torch.ops.aten.mkldnn_convolution: _onednn_convolution_flops,
     torch.ops.aten.grid_sampler_2d: _grid_sample_flops,
     torch.ops.aten._embedding_bag: _embedding_bag_flops,
@@ -262,10 +262,11 @@ SAMPLING_FLOP_FORMULAS = {
 
 
 def flop_counter():
-    """A ``FlopCounterMode`` that also counts the deformable convolutions' bilinear sampling."""
+    """A ``FlopCounterMode`` that also counts the deformable convolutions' bilinear sampling and the direct oneDNN
+    convolutions of the CPU inference paths."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    return FlopCounterMode(display=False, custom_mapping=dict(SAMPLING_FLOP_FORMULAS))
+    return FlopCounterMode(display=False, custom_mapping=dict(EXTRA_FLOP_FORMULAS))
 
 
 def count_macs(config: BiRefNetConfig, resolution: Sequence[int] = RESOLUTION, model=None) -> int:
