@@ -11,7 +11,8 @@ are applied with one ``matmul`` per chunk:
   one-pixel zero border, so the four corners of a sample are one index plus four constants: a sample whose
   top-left corner is off that border reads nothing (weight zero), one that straddles the map's edge reads zeros
   for its outside corners;
-* elsewhere, ``grid_sample`` over all taps at once.
+* elsewhere (any other device, and whenever the forward is traced for compile/export), ``grid_sample`` over all
+  images and taps at once (:mod:`birefnet_hf.inference_paths` decides).
 
 Sampling positions and weights are computed in float32 whatever the input dtype (pixel coordinates do not fit
 bfloat16's 8-bit mantissa; float64 inputs stay float64); the product runs in the weight's dtype.
@@ -26,11 +27,15 @@ import torch
 import torch.nn.functional as F
 
 from .cpu_linear import linear_rows
+from .inference_paths import use_cpu_inference_kernels, use_cpu_kernels
 
 #: Largest column buffer (channels * taps * positions) built at once, in elements (16 MiB of float32). Small enough
 #: to be reused from the heap chunk after chunk (larger buffers are mapped and page-faulted in afresh each time)
 #: and to stay in cache between sampling and product: 1.4x faster than 128 MiB chunks for the 7x7 layer at 256x256.
 _MAX_COLUMN_ELEMENTS = 4 * 1024 * 1024
+
+#: The same bound for the portable path, over the whole batch (256 MiB of float32): few, large kernels on a GPU.
+_MAX_PORTABLE_COLUMN_ELEMENTS = 64 * 1024 * 1024
 
 
 def _sampling_positions(offset, taps_h, taps_w, out_h, out_w, pad_h, pad_w, dtype):
@@ -67,10 +72,12 @@ def _gather_columns(rows, offsets, modulation, grid_y, grid_x, height, width):
     pos_y = offsets[..., 0].to(grid_y.dtype) + grid_y
     pos_x = offsets[..., 1].to(grid_x.dtype) + grid_x
     y0, x0 = pos_y.floor(), pos_x.floor()
-    frac_y, frac_x = pos_y - y0, pos_x - x0
+    frac_y, frac_x = pos_y - y0, pos_x - x0  # NaN for a non-finite position: its weights, and the sample, are NaN
     # the corners (y0, x0) .. (y0 + 1, x0 + 1) lie in the padded map iff -1 <= y0 <= H - 1 and -1 <= x0 <= W - 1
     reads = (y0 >= -1) & (y0 <= height - 1) & (x0 >= -1) & (x0 <= width - 1)
-    top_left = (y0.clamp_(-1, height - 1) + 1).long() * padded_width + (x0.clamp_(-1, width - 1) + 1).long()
+    # clamp (NaN -> -1 first) so that every index is valid; samples that read nothing have weight zero
+    y0, x0 = y0.nan_to_num_(-1.0).clamp_(-1, height - 1), x0.nan_to_num_(-1.0).clamp_(-1, width - 1)
+    top_left = (y0 + 1).long() * padded_width + (x0 + 1).long()
     corners = torch.tensor((0, 1, padded_width, padded_width + 1), device=rows.device)
     index = (top_left.unsqueeze(-1) + corners).reshape(-1, 4)
     scale = modulation.to(grid_y.dtype) * reads
@@ -99,7 +106,8 @@ def modulated_deform_conv2d(
         weight: (O, C, kh, kw).
         bias: (O,) or None.
         padding: (pad_h, pad_w).
-        sampler: ``"gather"`` or ``"grid_sample"``; by default ``"gather"`` on CPU, ``"grid_sample"`` elsewhere.
+        sampler: ``"gather"`` or ``"grid_sample"``; by default ``"gather"`` in eager CPU code, ``"grid_sample"``
+            elsewhere.
     Returns:
         (N, O, H_out, W_out) with H_out = H + 2*pad_h - kh + 1 (stride 1).
     """
@@ -119,28 +127,40 @@ def modulated_deform_conv2d(
     if sampler not in (None, "gather", "grid_sample"):
         raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather' or 'grid_sample'.")
     sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
-    if sampler == "gather" or (sampler is None and x.device.type == "cpu"):
+    if sampler == "gather" or (sampler is None and use_cpu_kernels(x)):
+        chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
         return _gather_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), chunk, sample_dtype)
+    return _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype)
 
-    pos_y, pos_x = _sampling_positions(offset, kernel_h, kernel_w, out_h, out_w, pad_h, pad_w, sample_dtype)
-    mask = mask.to(sample_dtype).reshape(batch, taps, positions)
+
+def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, sample_dtype):
+    """The portable path (any device and dtype, autocast, autograd, tracing): ``grid_sample`` of all images and
+    taps at once, then one batched product per chunk of output positions. No host synchronisation; the column
+    buffer of a chunk is at most ``_MAX_PORTABLE_COLUMN_ELEMENTS``."""
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    taps = kernel_h * kernel_w
+    out_h, out_w = out_size
+    positions = out_h * out_w
+    pos_y, pos_x = _sampling_positions(offset, kernel_h, kernel_w, out_h, out_w, padding[0], padding[1], sample_dtype)
+    # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2
+    grid = torch.stack(((2 * pos_x + 1) / width - 1, (2 * pos_y + 1) / height - 1), dim=-1)  # (N, K, P, 2)
+    # a non-finite position gives a NaN sample weight (grid_sample alone would read zeros there): NaN in, NaN out,
+    # like the gather sampler
+    modulation = mask.to(sample_dtype).reshape(batch, 1, taps, positions) + (pos_y + pos_x).unsqueeze(1) * 0
+    source = x.to(sample_dtype)
     weight_matrix = weight.reshape(out_channels, channels * taps)
-    outputs = []
-    for n in range(batch):
-        source = x[n : n + 1].to(sample_dtype)
-        grid = torch.stack(((2 * pos_x[n] + 1) / width - 1, (2 * pos_y[n] + 1) / height - 1), dim=-1)
-        pieces = []
-        for start in range(0, positions, chunk):
-            stop = min(positions, start + chunk)
-            # grid_sample with align_corners=False maps normalised g to pixel ((g + 1) * size - 1) / 2
-            sampled = F.grid_sample(
-                source, grid[None, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
-            )  # (1, C, K, P)
-            columns = (sampled[0] * mask[n, None, :, start:stop]).reshape(channels * taps, stop - start)
-            pieces.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))
-        outputs.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1))
-    out = torch.stack(outputs).view(batch, out_channels, out_h, out_w)
+    chunk = max(1, min(positions, _MAX_PORTABLE_COLUMN_ELEMENTS // max(1, batch * channels * taps)))
+    pieces = []
+    for start in range(0, positions, chunk):
+        stop = min(positions, start + chunk)
+        sampled = F.grid_sample(
+            source, grid[:, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
+        )  # (N, C, K, p)
+        columns = (sampled * modulation[..., start:stop]).reshape(batch, channels * taps, stop - start)
+        pieces.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))  # (N, O, p)
+    out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+    out = out.view(batch, out_channels, out_h, out_w)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out.to(x.dtype)
@@ -164,10 +184,8 @@ def _gather_deform_conv(x, offset, mask, weight, bias, padding, out_size, chunk,
     tap_x = torch.arange(kernel_w, **grid).repeat(kernel_h)
     # columns are ordered (tap, channel), so the weight goes (O, kh, kw, C)
     weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, taps * channels)
-    differentiable = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, offset, mask, weight, bias)
-    )
-    out = None if differentiable else torch.empty(batch, positions, out_channels, dtype=weight.dtype, device=x.device)
+    in_place = use_cpu_inference_kernels(x) and x.dtype == weight.dtype
+    out = torch.empty(batch, positions, out_channels, dtype=weight.dtype, device=x.device) if in_place else None
     results = []
     for n in range(batch):
         rows = _padded_rows(x[n], sample_dtype)

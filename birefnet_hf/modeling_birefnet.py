@@ -29,7 +29,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
-from .backbones import build_backbone
+from .backbones import build_backbone, init_backbone_module
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
 from .deformable_conv import modulated_deform_conv2d
 from .loss_birefnet import BiRefNetLoss
@@ -502,13 +502,16 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         """The authors' initialisation: PyTorch's defaults for the decoder, zero offsets and modulation for the
-        deformable convolutions (so they start as plain convolutions with modulation 1). The backbone keeps timm's
-        initialisation (or its ImageNet weights) and is marked initialised when it is built, except for the
-        buffers timm computes (recomputed here)."""
+        deformable convolutions (so they start as plain convolutions with modulation 1); timm's initialisation for
+        backbone weights that are not loaded (:func:`~birefnet_hf.backbones.init_backbone_module`). A backbone
+        that timm built on a real device (randomly initialised or with its ImageNet weights) is marked initialised
+        when it is built, except for the buffers timm computes (recomputed here)."""
         if hasattr(module, "_init_buffers"):
             # timm's non-persistent buffers (Swin's relative_position_index) are not in checkpoints: recompute them
             module._init_buffers()
-        if isinstance(module, ZeroInitConv2d):
+        if getattr(module, "is_backbone_module", False):
+            init_backbone_module(module)
+        elif isinstance(module, ZeroInitConv2d):
             init.zeros_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
@@ -523,10 +526,13 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
         self.localization = LocalizationModule(config)
         self.reconstruction = ReconstructionModule(config)
         self.criterion = BiRefNetLoss(config)
+        built_on_device = not any(p.is_meta for p in self.localization.backbone.parameters())
         for module in self.localization.backbone.modules():
+            module.is_backbone_module = True
             # timm initialised the backbone (or loaded ImageNet weights); only its computed buffers are left to
-            # `_init_weights`, which also runs after `from_pretrained` materialises the model
-            if not hasattr(module, "_init_buffers"):
+            # `_init_weights`. On the meta device (`from_pretrained`, deferred init) nothing is initialised yet:
+            # `_init_weights` then initialises whatever the checkpoint does not provide
+            if built_on_device and not hasattr(module, "_init_buffers"):
                 module._is_hf_initialized = True
         self.post_init()
 

@@ -25,11 +25,11 @@ def _randomise(module, generator):
 @pytest.mark.parametrize("chunk_bytes", [None, 4 * 49 * 1152 * 3])  # default; ~3 windows / a few hundred tokens
 # (both shapes pad at stride 4 and deeper, so the windows with padding take the real-slots-only q/k/v path)
 def test_swin_inference_blocks_match_the_training_forward(monkeypatch, shape, chunk_bytes):
-    import birefnet_hf.backbones as backbones
+    import birefnet_hf.window_attention as window_attention
     from birefnet_hf.backbones import SwinBackbone
 
     if chunk_bytes is not None:  # several window groups of each kind per image, many MLP row groups
-        monkeypatch.setattr(backbones, "_INFERENCE_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(window_attention, "INFERENCE_CHUNK_BYTES", chunk_bytes)
 
     torch.manual_seed(0)
     backbone = SwinBackbone(BiRefNetConfig(backbone="swin_v1_t")).eval()
@@ -37,9 +37,9 @@ def test_swin_inference_blocks_match_the_training_forward(monkeypatch, shape, ch
         for parameter in backbone.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    with torch.enable_grad():  # recording gradients -> timm's block forward with pad-first attention
+    with torch.enable_grad():  # recording gradients -> the portable block (gathered window layout)
         literal = [level.detach() for level in backbone(x)]
-    with torch.inference_mode():  # -> _inference_block_forward
+    with torch.inference_mode():  # -> cpu_inference_block
         fast = backbone(x)
     for level, (a, b) in enumerate(zip(literal, fast)):
         assert a.shape == b.shape
@@ -53,13 +53,13 @@ def test_plain_first_window_layout(size, shifted):
     still a layout: every token is read by exactly its own slot, and each window keeps its own region mask."""
     from timm.models.swin_transformer import SwinTransformerBlock
 
-    from birefnet_hf.backbones import _window_layout
+    from birefnet_hf.window_attention import window_layout as _window_layout
 
     block = SwinTransformerBlock(8, (7, 7), num_heads=2, window_size=7, shift_size=3 if shifted else 0,
                                  always_partition=True, dynamic_mask=True)
     height, width = size
-    natural = _window_layout(block, height, width, "cpu")
-    ordered = _window_layout(block, height, width, "cpu", plain_first=True)
+    natural = _window_layout(block, height, width)
+    ordered = _window_layout(block, height, width, plain_first=True)
     area = block.window_area
     for layout in (natural, ordered):
         tokens = torch.arange(height * width)
@@ -81,6 +81,93 @@ def test_plain_first_window_layout(size, shifted):
             assert torch.equal(ordered.region_mask[index], natural.region_mask[match[0]])
             if index < ordered.plain_windows:
                 assert not ordered.region_mask[index].any()
+
+
+def _timm_block(dim=16, window=7, shifted=True, heads=2, generator=None):
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    block = SwinTransformerBlock(dim, (window, window), num_heads=heads, window_size=window,
+                                 shift_size=window // 2 if shifted else 0, always_partition=True, dynamic_mask=True)
+    return _randomise(block, generator or torch.Generator().manual_seed(3)).eval()
+
+
+@pytest.mark.parametrize("size", [(14, 14), (16, 23), (9, 5)])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_region_mask_is_timms_mask_of_the_padded_grid(size, shifted):
+    from birefnet_hf.window_attention import region_mask
+
+    block = _timm_block(shifted=shifted)
+    padded = [s + (-s) % 7 for s in size]
+    expected = block.get_attn_mask(torch.empty(1, *padded, 1))
+    actual = region_mask(block, *padded, "cpu", torch.float32)
+    if not shifted:
+        assert expected is None and actual is None
+    else:
+        assert torch.equal(actual, expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 23), (1, 14, 14), (3, 9, 12)])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_window_attention_forms_agree(shape, shifted):
+    """The traced form (pad/roll/partition), the eager gathered form and the CPU inference block compute the same
+    block, with batches (per-image masked attention) and maps that need padding."""
+    from birefnet_hf.window_attention import (
+        WindowLayoutCache,
+        cpu_inference_block,
+        gathered_window_attention,
+        literal_window_attention,
+    )
+
+    generator = torch.Generator().manual_seed(4)
+    block = _timm_block(shifted=shifted, generator=generator)
+    x = torch.randn(*shape, 16, generator=generator)
+    layouts = WindowLayoutCache()
+    with torch.no_grad():
+        literal = literal_window_attention(block, block.norm1(x))
+        gathered = gathered_window_attention(block, block.norm1(x), layouts)
+        assert torch.allclose(literal, gathered, atol=1e-5), (literal - gathered).abs().max()
+        full = x + literal
+        full = full + block.mlp(block.norm2(full))
+        fast = cpu_inference_block(block, x.clone(), layouts, chunk_bytes=4 * 49 * 48 * 2)
+    assert torch.allclose(full, fast, atol=1e-4), (full - fast).abs().max()
+    assert len(layouts) == 2  # natural and plain-first layouts of this shape, each computed once
+
+
+def test_window_layouts_are_cached_per_shape_and_bounded():
+    from birefnet_hf.window_attention import WindowLayoutCache
+
+    block = _timm_block()
+    layouts = WindowLayoutCache(max_entries=2)
+    first = layouts.get(block, 14, 14, "cpu", torch.float32)
+    assert layouts.get(block, 14, 14, "cpu", torch.float32) is first
+    layouts.get(block, 21, 14, "cpu", torch.float32)
+    layouts.get(block, 28, 14, "cpu", torch.float32)
+    assert len(layouts) == 2 and layouts.get(block, 14, 14, "cpu", torch.float32) is not first
+
+
+def test_the_boundary_chooses_cpu_kernels_only_for_eager_float32_cpu_inference():
+    from birefnet_hf.inference_paths import use_cpu_inference_kernels, use_cpu_kernels
+
+    x = torch.zeros(2)
+    module = torch.nn.Linear(2, 2).eval()
+    with torch.no_grad():
+        assert use_cpu_inference_kernels(x, module) and use_cpu_kernels(x)
+        assert not use_cpu_inference_kernels(x.bfloat16())
+        assert not use_cpu_inference_kernels(x.to("meta")) and not use_cpu_kernels(x.to("meta"))
+        assert not use_cpu_inference_kernels(x, module.train())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not use_cpu_inference_kernels(x)
+    assert not use_cpu_inference_kernels(x)  # autograd recording
+
+    seen = []
+
+    def probe(t):
+        seen.append((use_cpu_kernels(t), use_cpu_inference_kernels(t)))
+        return t + 1
+
+    with torch.no_grad():
+        torch.compile(probe, backend="eager", fullgraph=True)(x)
+    assert seen == [(False, False)]  # traced: the portable forms
 
 
 @pytest.mark.parametrize("patch_split", [True, False])

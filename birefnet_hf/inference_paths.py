@@ -1,0 +1,60 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+"""The one place that decides which implementation of a kernel runs.
+
+The model's modules compute the paper's function in one *portable* form: plain PyTorch operators that run on any
+device and dtype, under ``torch.autocast``, with autograd, and that ``torch.compile`` / ``torch.export`` / the ONNX
+exporters trace without graph breaks or host synchronisation. On a CPU some of them have a faster equivalent tuned
+for a few cores (oneDNN products, gather-based deformable sampling, a fused Swin block); each equivalent is pinned to
+its portable form by ``tests/test_inference_paths.py``.
+
+The predicates below are the only device/dtype/mode tests in the forward path:
+
+* :func:`use_cpu_kernels` -- the CPU kernels that are exact in any mode (the deformable convolution's gather
+  sampler): eager execution on a CPU tensor.
+* :func:`use_cpu_inference_kernels` -- the CPU kernels that only exist for inference (in-place products into
+  preallocated buffers, the fused Swin block): additionally float32, no autograd recording, no autocast, and the
+  module in eval mode.
+
+Every other case -- CUDA and other accelerators, the meta device, bfloat16/float16 models, autocast, tracing for
+compile or export -- takes the portable form, so a CPU trick can never slow (or break) the GPU path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def is_tracing() -> bool:
+    """Whether the code runs under a tracer (``torch.compile``/``torch.export``/dynamo ONNX export, TorchScript
+    tracing or the TorchScript ONNX exporter): the graph must then hold only portable, shape-static operators."""
+    if torch.compiler.is_compiling():
+        return True
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    return bool(torch.onnx.is_in_onnx_export())
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    return torch.is_autocast_enabled(device_type)
+
+
+def use_cpu_kernels(tensor: torch.Tensor) -> bool:
+    """Whether the CPU kernels that are valid in training and inference alike apply to ``tensor``."""
+    return tensor.device.type == "cpu" and not is_tracing()
+
+
+def use_cpu_inference_kernels(tensor: torch.Tensor, module: nn.Module | None = None) -> bool:
+    """Whether the inference-only CPU kernels apply: an eager float32 CPU forward without autograd recording or
+    autocast, with ``module`` (if given) in eval mode."""
+    return (
+        tensor.device.type == "cpu"
+        and tensor.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not (module is not None and module.training)
+        and not _autocast_enabled("cpu")
+        and not is_tracing()
+    )
+
+
+__all__ = ["is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]
