@@ -36,6 +36,7 @@ import torch
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_processing_backends import PilBackend, TorchvisionBackend
 from transformers.image_processing_base import BatchFeature
+from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -124,7 +125,15 @@ def _gray_to_rgb_image(gray: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), mode="RGB")
 
 
+def _check_not_empty(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise ValueError(
+            f"Image has no pixels: height {height}, width {width}. Every image needs at least one pixel."
+        )
+
+
 def _pil_to_rgb_image(image: PIL.Image.Image) -> PIL.Image.Image:
+    _check_not_empty(image.height, image.width)
     image = apply_exif_orientation(image)
     mode = image.mode
     if mode == "RGB":
@@ -166,16 +175,20 @@ def to_rgb_array(
       16-bit modes (I;16*, I: 16-bit PNGs) keep their high byte; mode F must hold values in [0, 1].
     * NumPy arrays / torch tensors: (H, W), (H, W, C) or (C, H, W) with C in (1, 3, 4); NumPy defaults to
       channels-last and torch to channels-first when the shape is ambiguous. uint8 as is, bool -> {0, 255},
-      uint16 -> high byte, floats must be in [0, 1] (scaled by 255 and rounded). Four channels are RGBA
-      (composited onto white exactly as for PIL), one channel is grayscale.
+      uint16 -> high byte, floats must be in [0, 1] (scaled by 255 and rounded; torch bfloat16 is read as
+      float32). Four channels are RGBA (composited onto white exactly as for PIL), one channel is grayscale.
 
     Raises:
-        `TypeError` for unsupported input types, `ValueError` for unsupported shapes, dtypes or value ranges.
+        `TypeError` for unsupported input types, `ValueError` for unsupported shapes, dtypes or value ranges and
+        for images without pixels (a zero height or width).
     """
     if isinstance(image, PIL.Image.Image):
         return np.array(_pil_to_rgb_image(image))
     if isinstance(image, torch.Tensor):
-        array, prefer_channels_first = image.detach().cpu().numpy(), True
+        tensor = image.detach().cpu()
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+            tensor = tensor.float()  # bfloat16 (and float8) have no NumPy dtype; float32 holds them exactly
+        array, prefer_channels_first = tensor.numpy(), True
     elif isinstance(image, np.ndarray):
         array, prefer_channels_first = image, False
     else:
@@ -196,6 +209,7 @@ def to_rgb_array(
         raise ValueError(f"An image must have 2 or 3 dimensions, got shape {tuple(array.shape)}.")
     if array.shape[-1] not in (1, 3, 4):
         raise ValueError(f"Images must have 1, 3 or 4 channels, got shape {tuple(array.shape)}.")
+    _check_not_empty(array.shape[0], array.shape[1])
 
     if array.dtype == np.uint8:
         pass
@@ -491,7 +505,8 @@ class _BiRefNetProcessingMixin:
         outputs: Any,
         target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
         threshold: float = 0.5,
-    ) -> list[torch.Tensor]:
+        return_segmentation_scores: bool = False,
+    ) -> list[torch.Tensor] | list[SemanticSegmentationPostProcessorOutput]:
         """Turn BiRefNet logits into label maps: 1 where sigmoid(logit) > `threshold` (foreground), else 0.
 
         The probabilities (sigmoid at model resolution) are resized bilinearly (align_corners=True, as the authors'
@@ -501,17 +516,36 @@ class _BiRefNetProcessingMixin:
             outputs: the model output (anything with `.logits` of shape (batch, 1, h, w)) or the logits.
             target_sizes: one (height, width) per image; `None` keeps the model resolution.
             threshold (`float`, defaults to 0.5): foreground probability threshold.
+            return_segmentation_scores (`bool`, defaults to `False`): also return per-class scores, as
+                transformers' semantic-segmentation processors do (SegFormer, DPT, ...). BiRefNet has a single
+                foreground logit, so its scores are the two class probabilities `(1 - p, p)` at the target size
+                (`p` as in [`~BiRefNetImageProcessor.post_process_alpha`]); `segmentation` is `p > threshold`, which
+                is their argmax for the default threshold 0.5.
 
         Returns:
             `list[torch.Tensor]`: one int64 (height, width) map per image with values 0 (background) and
-            1 (foreground), matching `config.id2label`.
+            1 (foreground), matching `config.id2label`; with `return_segmentation_scores=True`, one
+            `SemanticSegmentationPostProcessorOutput` per image with `segmentation` (that map) and
+            `segmentation_scores` (float32, shape (2, height, width): background and foreground probability).
         """
         logits = _get_logits(outputs)
         sizes = _get_target_sizes(logits, target_sizes)
-        return [
-            resize_logits_to_probabilities(logits[i, 0], sizes[i], output="label", threshold=threshold)
-            for i in range(logits.shape[0])
-        ]
+        if not return_segmentation_scores:
+            return [
+                resize_logits_to_probabilities(logits[i, 0], sizes[i], output="label", threshold=threshold)
+                for i in range(logits.shape[0])
+            ]
+        results = []
+        for i in range(logits.shape[0]):
+            foreground = resize_logits_to_probabilities(logits[i, 0], sizes[i], output="float")
+            segmentation = (foreground > threshold).long()
+            scores = torch.stack([1.0 - foreground, foreground])
+            results.append(
+                SemanticSegmentationPostProcessorOutput(
+                    data={"segmentation": segmentation, "segmentation_scores": scores}
+                )
+            )
+        return results
 
     def post_process_alpha(
         self,

@@ -75,6 +75,10 @@ class BackgroundRemovalPipeline(Pipeline):
         """Remove the background of one image or a list of images; see the class docstring for the outputs."""
         if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 4:
             inputs = list(inputs)
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            # still refuse unknown arguments (the batching ones are the base class's)
+            self._sanitize_parameters(**{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
+            return []  # transformers' batching would index the first item
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, image: Any) -> dict[str, Any]:

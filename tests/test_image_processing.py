@@ -409,3 +409,52 @@ def test_post_processing_rejects_mismatched_target_sizes():
         processor.post_process_alpha(torch.zeros(2, 1, 8, 8), [(10, 10)])
     with pytest.raises(ValueError, match="logits of shape"):
         processor.post_process_semantic_segmentation(torch.zeros(1, 2, 8, 8))
+
+
+# ------------------------------------------------------------------------------------------ issue 13: edge inputs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bfloat16_tensors_are_read_like_float32(backend):
+    # values that bfloat16 holds exactly, so float32 and bfloat16 inputs describe the same pixels
+    rgb = torch.from_numpy(_rgb()).permute(2, 0, 1).float().div(255).to(torch.bfloat16)
+    expected = small(backend)(rgb.float(), return_tensors="pt")["pixel_values"]
+    assert torch.equal(small(backend)(rgb, return_tensors="pt")["pixel_values"], expected)
+    assert np.array_equal(to_rgb_array(rgb), to_rgb_array(rgb.float()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "empty",
+    [
+        np.zeros((0, 10, 3), np.uint8),
+        np.zeros((10, 0, 3), np.uint8),
+        np.zeros((0, 0), np.float32),
+        torch.zeros(3, 0, 5),
+        PIL.Image.new("RGB", (0, 7)),
+    ],
+    ids=["no-rows", "no-columns", "2d-empty", "tensor", "pil"],
+)
+def test_images_without_pixels_are_refused(backend, empty):
+    with pytest.raises(ValueError, match="no pixels"):
+        small(backend)(empty, return_tensors="pt")
+
+
+def test_semantic_segmentation_scores_follow_transformers_api():
+    torch.manual_seed(3)
+    logits = torch.randn(2, 1, 16, 16) * 4
+    processor = BiRefNetImageProcessor()
+    sizes = [(40, 30), (16, 16)]
+    plain = processor.post_process_semantic_segmentation(logits, target_sizes=sizes)
+    scored = processor.post_process_semantic_segmentation(logits, target_sizes=sizes, return_segmentation_scores=True)
+    mattes = processor.post_process_alpha(logits, target_sizes=sizes)
+    assert len(scored) == 2
+    for labels, item, matte, size in zip(plain, scored, mattes, sizes, strict=True):
+        assert torch.equal(item.segmentation, labels) and item["segmentation"].dtype == torch.int64
+        scores = item.segmentation_scores
+        assert scores.shape == (2, *size) and scores.dtype == torch.float32
+        assert torch.equal(scores[1], matte)
+        assert torch.allclose(scores.sum(0), torch.ones(size))
+        assert torch.equal(scores.argmax(0), labels)  # threshold 0.5: the argmax of the two scores
+    high = processor.post_process_semantic_segmentation(logits, threshold=0.9, return_segmentation_scores=True)
+    assert torch.equal(high[0].segmentation, (high[0].segmentation_scores[1] > 0.9).long())

@@ -133,6 +133,16 @@ def test_background_removal_pipeline_batches_mixed_sizes(model_dir):
         assert np.abs(np.asarray(a["matte"]).astype(int) - np.asarray(b["matte"])).max() <= 1
 
 
+def test_background_removal_pipeline_on_an_empty_list(model_dir):
+    remover = pipeline("background-removal", model=str(model_dir))
+    assert remover([]) == []
+    assert remover((), batch_size=4) == []
+    assert remover(np.zeros((0, 20, 20, 3), np.uint8)) == []
+    with pytest.raises(TypeError, match="unexpected"):
+        remover([], not_an_option=1)
+    assert remove_background([], model=remover.model, processor=remover.image_processor) == []
+
+
 # ------------------------------------------------------------------------------------------ remove_background
 
 
