@@ -151,6 +151,14 @@ def build_backbone(config: BiRefNetConfig) -> nn.Module:
         return SwinBackbone(config)
     if family == "pvt_v2":
         return PvtV2Backbone(config)
+    if family == "torchvision":
+        from .backbones_torchvision import TorchvisionBackbone
+
+        return TorchvisionBackbone(config)
+    if family == "dinov3":
+        from .backbones_dinov3 import DinoV3Backbone
+
+        return DinoV3Backbone(config)
     raise ValueError(f"No backbone builder for family {family!r}.")
 
 

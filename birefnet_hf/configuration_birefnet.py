@@ -46,7 +46,40 @@ BACKBONE_SPECS: dict[str, dict] = {
     "pvt_v2_b1": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b1.in1k", "drop_path_rate": 0.1},
     "pvt_v2_b2": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b2.in1k", "drop_path_rate": 0.1},
     "pvt_v2_b5": {"family": "pvt_v2", "channels": (64, 128, 320, 512), "timm_name": "pvt_v2_b5.in1k", "drop_path_rate": 0.1},
+    # torchvision CNNs (the authors' ``vgg16`` / ``vgg16bn`` / ``resnet50``): ``torchvision_name`` is the builder and
+    # ``stage_slices`` the authors' cut of ``features`` into their ``conv1..conv4`` (see backbones_torchvision.py)
+    "vgg16": {
+        "family": "torchvision", "channels": (128, 256, 512, 512), "torchvision_name": "vgg16",
+        "stage_slices": ((0, 10), (10, 17), (17, 24), (24, 31)), "drop_path_rate": 0.0,
+    },
+    "vgg16bn": {
+        "family": "torchvision", "channels": (128, 256, 512, 512), "torchvision_name": "vgg16_bn",
+        "stage_slices": ((0, 14), (14, 24), (24, 34), (34, 44)), "drop_path_rate": 0.0,
+    },
+    "resnet50": {
+        "family": "torchvision", "channels": (256, 512, 1024, 2048), "torchvision_name": "resnet50",
+        "drop_path_rate": 0.0,
+    },
+    # DINOv3 ViTs (timm ``features_only``, one stride-16 map per ``out_indices`` block, same width at every level;
+    # the authors' pyramid neck resizes them to strides 4-32 and maps them to Swin-L's widths, see backbones_dinov3.py)
+    **{
+        name: {
+            "family": "dinov3", "channels": (width,) * 4, "timm_name": f"{arch}.lvd1689m", "out_indices": indices,
+            "drop_path_rate": 0.0,
+        }
+        for name, arch, width, indices in (
+            ("dino_v3_s", "vit_small_patch16_dinov3", 384, (3, 5, 7, 11)),
+            ("dino_v3_s_plus", "vit_small_plus_patch16_dinov3", 384, (3, 5, 7, 11)),
+            ("dino_v3_b", "vit_base_patch16_dinov3", 768, (3, 5, 7, 11)),
+            ("dino_v3_l", "vit_large_patch16_dinov3", 1024, (5, 11, 17, 23)),
+            ("dino_v3_h_plus", "vit_huge_plus_patch16_dinov3", 1280, (7, 15, 23, 31)),
+            ("dino_v3_7b", "vit_7b_patch16_dinov3", 4096, (9, 19, 29, 39)),
+        )
+    },
 }
+
+#: Widths the authors' pyramid neck maps single-stride (ViT) features to: Swin-L's, shallow to deep.
+PYRAMID_NECK_CHANNELS: tuple[int, int, int, int] = (192, 384, 768, 1536)
 
 MULTI_SCALE_INPUT_MODES = ("none", "add", "cat")
 BLOCK_TYPES = ("basic", "residual")
@@ -71,7 +104,9 @@ class BiRefNetConfig(PreTrainedConfig):
     Args:
         backbone (`str`, *optional*, defaults to `"swin_v1_l"`):
             Encoder of the localization module: one of `swin_v1_t`, `swin_v1_s`, `swin_v1_b`, `swin_v1_l`,
-            `pvt_v2_b0`, `pvt_v2_b1`, `pvt_v2_b2`, `pvt_v2_b5`. Built with timm.
+            `pvt_v2_b0`, `pvt_v2_b1`, `pvt_v2_b2`, `pvt_v2_b5` (timm), `vgg16`, `vgg16bn`, `resnet50` (torchvision),
+            `dino_v3_s`, `dino_v3_s_plus`, `dino_v3_b`, `dino_v3_l`, `dino_v3_h_plus`, `dino_v3_7b` (timm DINOv3
+            ViTs with the authors' pyramid neck).
         use_pretrained_backbone (`bool`, *optional*, defaults to `False`):
             Load timm's ImageNet weights into the backbone when the model is built from this config (the paper's
             starting point for training). Never used when loading a BiRefNet checkpoint.
@@ -119,6 +154,9 @@ class BiRefNetConfig(PreTrainedConfig):
         use_batch_norm (`bool`, *optional*, defaults to `True`):
             BatchNorm in the decoder. The authors replace every decoder BatchNorm by an identity when training
             with one image per GPU; released checkpoints have BatchNorm.
+        freeze_backbone (`bool`, *optional*):
+            Keep the backbone's parameters out of training (`requires_grad=False`). Defaults to the authors' choice:
+            `True` for the DINOv3 backbones, `False` otherwise.
         loss_bce_weight, loss_iou_weight, loss_ssim_weight, loss_mae_weight, loss_classification_weight,
         loss_gradient_weight (`float`, *optional*):
             Weights of the loss terms (paper Eq. 1: BCE 30, IoU 0.5, SSIM 10, CE 5; the authors' code also has an
@@ -145,6 +183,7 @@ class BiRefNetConfig(PreTrainedConfig):
     auxiliary_classification: bool = False
     num_auxiliary_classes: int = 219
     use_batch_norm: bool = True
+    freeze_backbone: bool | None = None
     loss_bce_weight: float | int = 30.0
     loss_iou_weight: float | int = 0.5
     loss_ssim_weight: float | int = 10.0
@@ -199,5 +238,26 @@ class BiRefNetConfig(PreTrainedConfig):
         factor = 2 if self.multi_scale_input == "cat" else 1
         return tuple(c * factor for c in self.backbone_channels)
 
+    @property
+    def freezes_backbone(self) -> bool:
+        """`freeze_backbone`, or when unset the authors' choice: DINOv3 frozen (``freeze_bb = 'dino_v3' in bb``)."""
+        if self.freeze_backbone is not None:
+            return bool(self.freeze_backbone)
+        return BACKBONE_SPECS[self.backbone]["family"] == "dinov3"
 
-__all__ = ["BiRefNetConfig", "BACKBONE_SPECS"]
+    @property
+    def uses_pyramid_neck(self) -> bool:
+        """Whether the backbone gives single-stride features that the authors' pyramid neck turns into a pyramid."""
+        return BACKBONE_SPECS[self.backbone]["family"] == "dinov3"
+
+    @property
+    def decoder_channels(self) -> tuple[int, int, int, int]:
+        """Channels of the four levels the reconstruction module works on: the encoder's, or after the pyramid neck
+        Swin-L's (doubled by ``"cat"``), as in the authors' code for ViT backbones."""
+        if not self.uses_pyramid_neck:
+            return self.encoder_channels
+        factor = 2 if self.multi_scale_input == "cat" else 1
+        return tuple(c * factor for c in PYRAMID_NECK_CHANNELS)
+
+
+__all__ = ["BiRefNetConfig", "BACKBONE_SPECS", "PYRAMID_NECK_CHANNELS"]

@@ -65,6 +65,7 @@ _DECODER_RULES = (
     (r"gdt_convs_pred_(\d)\.0\.(.*)", lambda m: f"outward_references.{4 - int(m.group(1))}.gradient_head.{m.group(2)}"),
     (r"gdt_convs_attn_(\d)\.0\.(.*)", lambda m: f"outward_references.{4 - int(m.group(1))}.attention_head.{m.group(2)}"),
     (r"conv_out1\.0\.(.*)", lambda m: f"head.{m.group(1)}"),
+    (r"pyramid_neck_x(\d)\.conv\.(.*)", lambda m: f"pyramid_neck.convs.{int(m.group(1)) - 1}.{m.group(2)}"),
 )
 
 
@@ -78,6 +79,10 @@ def rename_original_key(key: str, backbone: str) -> str | None:
     if key.startswith("bb."):
         rest = key[3:]
         family = BACKBONE_SPECS[backbone]["family"]
+        if family == "torchvision":  # the authors' conv1..conv4 stages are ours, key for key
+            return f"localization.backbone.{rest}"
+        if family == "dinov3":
+            return f"localization.backbone.vit.{rest}"
         rest = _rename_swin(rest) if family == "swin" else _rename_pvt(rest)
         return f"localization.backbone.{rest}"
     if key.startswith("squeeze_module."):
@@ -132,6 +137,12 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor]) -> str:
             return "pvt_v2_b0"
         if depths in by_depths:
             return by_depths[depths]
+    from .backbones_dinov3 import infer_dinov3_backbone
+    from .backbones_torchvision import infer_torchvision_backbone
+
+    other = infer_torchvision_backbone(state_dict) or infer_dinov3_backbone(state_dict)
+    if other is not None:
+        return other
     raise ValueError(
         "cannot infer the backbone from the checkpoint's tensors (supported: "
         f"{', '.join(sorted(BACKBONE_SPECS))}); pass --backbone."
@@ -153,7 +164,8 @@ def infer_config_from_state_dict(state_dict: Mapping[str, torch.Tensor], backbon
     if lateral is None:
         raise ValueError("not a BiRefNet checkpoint: 'decoder.lateral_block2.conv.weight' is missing.")
     # 'add' and 'none' have the same tensors; 'add' is the only published one of the two
-    multi_scale_input = "cat" if lateral.shape[0] == 2 * channels[0] else "add"
+    decoder_first = BiRefNetConfig(backbone=inferred, multi_scale_input="none").decoder_channels[0]
+    multi_scale_input = "cat" if lateral.shape[0] == 2 * decoder_first else "add"
     deepest = 2 * channels[3] if multi_scale_input == "cat" else channels[3]
 
     if has("decoder.decoder_block4.dec_att.aspp_deforms."):
@@ -283,7 +295,10 @@ def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone: str | N
     """Build a ``BiRefNetForImageSegmentation`` holding an authors' state dict (in eval mode)."""
     from .modeling_birefnet import BiRefNetForImageSegmentation
 
+    from .families import refuse_pre_2024_layout
+
     state_dict = strip_wrapper_prefixes(state_dict)
+    refuse_pre_2024_layout(state_dict)
     config = infer_config_from_state_dict(state_dict, backbone)
     if backbone is not None:
         detected = None

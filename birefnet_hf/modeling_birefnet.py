@@ -329,6 +329,8 @@ class LocalizationModule(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config)
+        if config.freezes_backbone:  # the authors freeze DINOv3 backbones (their `freeze_bb`)
+            self.backbone.requires_grad_(False)
         channels = config.encoder_channels  # shallow -> deep
         self.context_channels = sum(channels[3 - config.context_feature_fusion_levels : 3])
         squeeze_in = channels[3] + self.context_channels
@@ -385,13 +387,21 @@ class ReconstructionModule(nn.Module):
     def __init__(self, config: BiRefNetConfig):
         super().__init__()
         self.config = config
-        c1, c2, c3, c4 = config.encoder_channels
+        e1, e2, e3, e4 = config.encoder_channels
+        c1, c2, c3, c4 = config.decoder_channels  # the encoder's, or (ViT backbones) the pyramid neck's widths
         block_out = (c3, c2, c1, c1 // 2)
         deepest = c4
+        context = 0
         if config.squeeze_block_type == "none":  # the context-fused F^e goes to the first block unsqueezed
-            deepest += sum((c1, c2, c3)[3 - config.context_feature_fusion_levels :])
+            context = sum((e1, e2, e3)[3 - config.context_feature_fusion_levels :])
+        if config.uses_pyramid_neck:  # the authors' neck: single-stride ViT levels -> strides 4-32, Swin-L widths
+            from .backbones_dinov3 import PyramidNeck
+
+            self.pyramid_neck = PyramidNeck((e1, e2, e3, e4 + context), (c1, c2, c3, c4))
+        else:
+            deepest += context
         lateral_in = (deepest, c3, c2, c1)  # what each stage receives before the inward reference
-        inref_out = (c4 // 8, c4 // 8, c3 // 8, c2 // 8, c1 // 8)
+        inref_out = (e4 // 8, e4 // 8, e3 // 8, e2 // 8, e1 // 8)
         if config.inward_reference:
             split = config.inward_reference_patch_split
             grids = (32, 16, 8, 4, 1)  # image patches per side at strides 32, 16, 8, 4, 1
@@ -419,6 +429,8 @@ class ReconstructionModule(nn.Module):
     def forward(self, image, levels, gradient_target=None):
         # The decoder runs channels-last: oneDNN's 1x1 convolutions are ~1.8x faster so on CPU and the deformable
         # convolutions produce channels-last maps anyway (swin_v1_l forward -3 %). Values are unchanged.
+        if hasattr(self, "pyramid_neck"):
+            levels = self.pyramid_neck(levels, image.shape[-2:])
         x1, x2, x3, x4 = (level.contiguous(memory_format=torch.channels_last) for level in levels)
         laterals = (x3, x2, x1)
         stage_logits, gradient_logits, gradient_labels = [], [], []
@@ -550,7 +562,10 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
                 kwargs["config"].use_pretrained_backbone = False
             elif kwargs.get("config") is None:
                 kwargs["use_pretrained_backbone"] = False
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            if getattr(model.config, "freezes_backbone", False):  # loading materialises fresh (trainable) parameters
+                model.localization.backbone.requires_grad_(False)
+            return model
         from .convert_birefnet_original_to_hf import convert_checkpoint, load_original_state_dict
 
         model = convert_checkpoint(load_original_state_dict(original_weights))

@@ -188,9 +188,15 @@ def load_model_and_processor(
             try:
                 processor = AutoImageProcessor.from_pretrained(source, backend="pil")
             except (OSError, ValueError) as error:
-                logger.warning(
-                    f"No image processor found with {source!r} ({error}); using the 1024x1024 default."
-                )
+                from .families import family_for, image_processor_for
+
+                processor = image_processor_for(source, backend="pil")  # a released family: its native size
+                if processor is not None:
+                    logger.info(f"{source!r} is {family_for(source).name}: input size {dict(processor.size)}.")
+                else:
+                    logger.warning(
+                        f"No image processor found with {source!r} ({error}); using the 1024x1024 default."
+                    )
         if processor is None:
             processor = BiRefNetImageProcessorPil()
     return model, processor

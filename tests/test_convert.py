@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from parity_recipe import official_manifest, official_state_dict
+from parity_recipe import FIXTURES, official_manifest, official_state_dict
 from safetensors.torch import save_file
 
 from birefnet_hf import BACKBONE_SPECS, AutoModelForImageSegmentation, BiRefNetForImageSegmentation
@@ -19,7 +19,7 @@ from birefnet_hf.convert_birefnet_original_to_hf import (
 )
 
 
-@pytest.mark.parametrize("backbone", sorted(BACKBONE_SPECS))
+@pytest.mark.parametrize("backbone", sorted(path.stem for path in (FIXTURES / "keys").glob("*.json")))
 def test_every_backbone_manifest_maps_onto_our_model(backbone):
     """Each official key (per the authors' manifest) lands on exactly one of our parameters, with its shape."""
     manifest = {key: torch.empty(shape, device="meta") for key, shape, _ in official_manifest(backbone)}
@@ -37,8 +37,10 @@ def test_every_backbone_manifest_maps_onto_our_model(backbone):
 
 
 @pytest.mark.parametrize("other", ["resnet50", "vgg16"])
-def test_unsupported_backbones_are_a_clear_error(other):
+def test_unknown_backbones_are_a_clear_error(other):
+    """A backbone none of the known ones matches (here: a torchvision stem of an unknown shape)."""
     manifest = {key: torch.empty(shape, device="meta") for key, shape, _ in official_manifest(other)}
+    manifest["bb.conv1.0.weight"] = torch.empty(32, 3, 5, 5, device="meta")
     with pytest.raises(ValueError, match="cannot infer the backbone"):
         infer_config_from_state_dict(manifest)
 
