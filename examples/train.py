@@ -62,6 +62,8 @@ process would train alone). ``accelerate launch --cpu --num_processes 2`` runs a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -105,6 +107,14 @@ BASE_LEARNING_RATE = 1e-4
 REFERENCE_BATCH_SIZE = 4
 CHECKPOINT_PREFIX = "step_"
 TRAINING_STATE_FILE = "training_state.json"
+
+
+class TrainingArgumentError(ValueError):
+    """Arguments that do not fit the data, the model or the checkpoint (exit code 2, like argparse's errors)."""
+
+
+class DiskFullError(OSError):
+    """A checkpoint or model could not be written because its file system is full (the partial folder is removed)."""
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -295,6 +305,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.validation_split.lower() == "none":
         args.validation_split = None
+    # Numbers that make no sense fail here, before any data or model is loaded.
+    positive = {"learning_rate": args.learning_rate, "adam_epsilon": args.adam_epsilon,
+                "max_grad_norm": args.max_grad_norm, "lr_decay_rate": args.lr_decay_rate}  # fmt: skip
+    for name, value in positive.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            parser.error(f"--{name} must be a positive number, got {value}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        parser.error(f"--weight_decay must be >= 0, got {args.weight_decay}")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0 <= getattr(args, name) < 1:
+            parser.error(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
+    for name in ("max_train_samples", "max_eval_samples", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.dataloader_num_workers < 0:
+        parser.error(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}")
+    if args.resume_from_checkpoint:
+        try:
+            args.resume_checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir / "checkpoints")
+            if args.resume_checkpoint is not None:
+                check_resume_arguments(args, read_training_state(args.resume_checkpoint), args.resume_checkpoint)
+        except (FileNotFoundError, ValueError) as error:
+            parser.error(str(error))
+    else:
+        args.resume_checkpoint = None
     return args
 
 
@@ -500,10 +535,58 @@ def save_model(
                 with open(staging / "eval_results.json", "w", encoding="utf-8") as handle:
                     json.dump(extra, handle, indent=2)
             replace_folder_atomically(staging, destination)
-        except BaseException:
+        except BaseException as error:
+            disk_full = is_disk_full(error, staging)
             shutil.rmtree(staging, ignore_errors=True)
+            if disk_full:
+                raise DiskFullError(errno.ENOSPC, disk_full_message(destination, "model")) from error
             raise
     accelerator.wait_for_everyone()
+
+
+#: Free bytes below which a failed write from torch's serializer (a RuntimeError, not an OSError) is put down to a full disk.
+DISK_FULL_MARGIN = 16 * 2**20
+
+
+def is_disk_full(error: BaseException, path: Path) -> bool:
+    """Whether ``error`` (raised while writing under ``path``) means the file system is full: an ``OSError`` with
+    ``ENOSPC`` anywhere in its chain, or torch's serializer failing (``PytorchStreamWriter failed writing file`` /
+    ``enforce fail at inline_container.cc``) while less than :data:`DISK_FULL_MARGIN` bytes are free."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, RuntimeError) and any(
+        marker in str(error) for marker in ("inline_container", "file write failed", "No space left")
+    ):
+        try:
+            return shutil.disk_usage(path if path.exists() else path.parent).free < DISK_FULL_MARGIN
+        except OSError:
+            return False
+    return False
+
+
+def disk_full_message(destination: Path, what: str) -> str:
+    return (
+        f"no space left on {destination.parent} while writing the {what} {destination.name}; the partial folder "
+        "was removed. Free some space (or lower --checkpoints_total_limit) and resume with "
+        "--resume_from_checkpoint latest"
+    )
+
+
+@contextlib.contextmanager
+def removed_on_failure(staging: Path, destination: Path, what: str):
+    """Remove the partial folder ``staging`` if the block fails; a full disk becomes a :class:`DiskFullError` that
+    says so (torch's own message is ``enforce fail at inline_container.cc``)."""
+    try:
+        yield
+    except BaseException as error:
+        disk_full = is_disk_full(error, staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        if disk_full:
+            raise DiskFullError(errno.ENOSPC, disk_full_message(destination, what)) from error
+        raise
 
 
 def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
@@ -529,18 +612,62 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
+    with removed_on_failure(staging, destination, "checkpoint"):
+        accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with open(staging / TRAINING_STATE_FILE, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2)
-        replace_folder_atomically(staging, destination)
+        with removed_on_failure(staging, destination, "checkpoint"):
+            with open(staging / TRAINING_STATE_FILE, "w", encoding="utf-8") as handle:
+                json.dump(state, handle, indent=2)
+            replace_folder_atomically(staging, destination)
         if total_limit is not None:
             for old in list_checkpoints(checkpoints_dir)[:-total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     logger.info(f"Saved checkpoint {destination}")
     return destination
+
+
+def read_training_state(checkpoint: Path) -> dict[str, Any]:
+    """The ``training_state.json`` of a checkpoint folder (a clear error if it is unreadable)."""
+    path = checkpoint / TRAINING_STATE_FILE
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"--resume_from_checkpoint: cannot read {path} ({error})") from None
+    if not isinstance(state, dict) or "completed_steps" not in state:
+        raise ValueError(f"--resume_from_checkpoint: {path} is not a training state of this script")
+    return state
+
+
+def check_resume_arguments(args: argparse.Namespace, state: dict[str, Any], checkpoint: Path) -> None:
+    """Refuse to resume ``checkpoint`` with arguments that change the model or the run it recorded.
+
+    A checkpoint stores the backbone, the training size and the learning rate of its run (``training_state.json``);
+    a resumed run must use the same ones, or the weights would not fit (a long state-dict traceback) or the run
+    would silently continue with other settings than the ones the command line shows. Checkpoints written before
+    these fields were recorded are checked only for what they hold."""
+
+    def refuse(flag: str, given: Any, saved: Any, hint: str) -> None:
+        raise ValueError(
+            f"--resume_from_checkpoint {checkpoint}: {flag} {given} differs from the checkpoint's {saved}; {hint}"
+        )
+
+    fresh_hint = "or start a new run (another --output_dir, --init_from a saved model)"
+    if "image_size" in state and list(state["image_size"]) != list(args.image_size):
+        refuse("--image_size", " ".join(map(str, args.image_size)), " ".join(map(str, state["image_size"])),
+               f"resume with --image_size {' '.join(map(str, state['image_size']))} {fresh_hint}")  # fmt: skip
+    if "init_from" in state and (state["init_from"] or None) != (args.init_from or None):
+        refuse("--init_from", args.init_from, state.get("init_from"),
+               f"resume with the same --init_from {fresh_hint}")  # fmt: skip
+    if args.init_from is None and "backbone" in state and state["backbone"] != args.backbone:
+        refuse("--backbone", args.backbone, state["backbone"], f"resume with --backbone {state['backbone']} {fresh_hint}")
+    saved_lr = state.get("learning_rate")
+    if args.learning_rate is not None and saved_lr is not None and not math.isclose(args.learning_rate, saved_lr):
+        refuse("--learning_rate", f"{args.learning_rate:g}", f"{saved_lr:g}",
+               "a resumed run continues the checkpoint's learning-rate schedule: drop --learning_rate, "
+               f"{fresh_hint}")  # fmt: skip
 
 
 def resolve_checkpoint(resume_from: str, checkpoints_dir: Path) -> Path | None:
@@ -684,6 +811,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # ---- model, optimiser, schedule
     model, freeze_batch_norm, notes = build_model(args)
+    model_config = model.config
     for note in notes:
         logger.warning(note)
     # The auxiliary classifier gets no gradient on batches without DIS5K classes (DDP must be told).
@@ -691,8 +819,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     image_processor = BiRefNetImageProcessor(size={"height": image_size[0], "width": image_size[1]})
-    learning_rate = args.learning_rate or default_learning_rate(
-        args.per_device_train_batch_size, args.gradient_accumulation_steps
+    learning_rate = (
+        args.learning_rate
+        if args.learning_rate is not None  # (not `or`: an explicit value is never replaced by the default)
+        else default_learning_rate(args.per_device_train_batch_size, args.gradient_accumulation_steps)
     )
     optimizer_class = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(
@@ -731,14 +861,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # ---- resume
     completed_steps, best_metric, best_step, history = 0, None, None, []
     if args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, checkpoints_dir)
+        checkpoint = args.resume_checkpoint  # resolved and checked against the arguments by parse_args
         if checkpoint is None:
             logger.warning(
                 f"--resume_from_checkpoint latest: no checkpoint in {checkpoints_dir}, starting from scratch"
             )
         else:
-            with open(checkpoint / TRAINING_STATE_FILE, encoding="utf-8") as handle:
-                state = json.load(handle)
+            state = read_training_state(checkpoint)
+            if state.get("backbone", model_config.backbone) != model_config.backbone:
+                raise TrainingArgumentError(
+                    f"--resume_from_checkpoint {checkpoint}: the checkpoint holds a {state['backbone']} model but "
+                    f"--init_from {args.init_from} is a {model_config.backbone} model"
+                )
             expected = {"steps_per_epoch": steps_per_epoch, "num_processes": accelerator.num_processes,
                         "total_batch_size": total_batch * args.gradient_accumulation_steps}  # fmt: skip
             changed = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
@@ -747,8 +881,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"Checkpoint {checkpoint} was written by a run with a different data layout {changed} "
                     "(saved, now): resume with the same dataset, batch size and number of processes"
                 )
-            accelerator.load_state(str(checkpoint))
+            try:
+                accelerator.load_state(str(checkpoint))
+            except RuntimeError as error:  # a checkpoint written before the backbone was recorded
+                if "state_dict" not in str(error):
+                    raise
+                first_lines = "\n".join(str(error).splitlines()[:4])
+                raise TrainingArgumentError(
+                    f"--resume_from_checkpoint {checkpoint} does not fit the model built from --backbone "
+                    f"{model_config.backbone} / --init_from {args.init_from} / --config_overrides "
+                    f"{args.config_overrides}: resume with the arguments of the run that wrote it\n{first_lines}"
+                ) from None
             completed_steps = state["completed_steps"]
+            learning_rate = state.get("learning_rate", learning_rate)
             best_metric, best_step, history = state["best_metric"], state["best_step"], state["history"]
             logger.info(f"Resumed from {checkpoint} at step {completed_steps}")
 
@@ -766,6 +911,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     logger.info(
         f"  Learning rate = {learning_rate:g} ({args.optimizer}), decay x{args.lr_decay_rate} at steps {milestones}"
+        + (f"; now {lr_scheduler.get_last_lr()[0]:g}" if completed_steps else "")
     )
     logger.info(f"  Region-level fine-tuning in the last {args.finetune_last_epochs} epoch(s)")
 
@@ -795,6 +941,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "completed_steps": completed_steps, "epoch": epoch, "steps_per_epoch": steps_per_epoch,
             "num_processes": accelerator.num_processes, "total_batch_size": total_batch_size,
             "best_metric": best_metric, "best_step": best_step, "history": history,
+            # what check_resume_arguments compares with a resumed run's arguments
+            "backbone": model_config.backbone, "image_size": list(image_size), "learning_rate": learning_rate,
+            "init_from": args.init_from,
         }  # fmt: skip
 
     for epoch in range(starting_epoch, num_epochs):
@@ -925,5 +1074,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TrainingArgumentError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except DiskFullError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)

@@ -684,3 +684,30 @@ def test_dataloader_end_to_end_on_synthetic(synthetic_root):
         assert batch["pixel_values"].ndim == 4 and batch["pixel_values"].shape[1] == 3
         assert batch["labels"].shape[1] == 1 and batch["class_labels"].shape == (4,)
         assert float(batch["labels"].max()) > 0.5  # objects survive the augmentations
+
+
+# ------------------------------------------------------------------------------------------ 0/1 masks (issue 13)
+def test_zero_one_masks_are_scaled_with_a_warning_naming_the_file(tmp_path, caplog):
+    from birefnet_hf.data import load_image_mask_folder, mask_to_uint8
+
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    (tmp_path / "im").mkdir()
+    (tmp_path / "gt").mkdir()
+    PIL.Image.new("RGB", (32, 32), (90, 120, 30)).save(tmp_path / "im" / "zero_one.jpg")
+    PIL.Image.fromarray(mask).save(tmp_path / "gt" / "zero_one.png")  # a PNG holding 0/1
+    split = load_image_mask_folder(tmp_path).with_transform(make_eval_transform(image_size=32))
+    with caplog.at_level("WARNING"):
+        labels = split[0]["labels"]
+    assert "zero_one" in caplog.text and "0/1 mask" in caplog.text
+    assert labels.shape == (1, 32, 32) and labels[0, 16, 16] == 1.0 and labels[0, 0, 0] == 0.0
+    assert labels.sum() == 16 * 16  # not 16 * 16 / 255
+    # Arrays: 0/1 uint8, bool, int64 and float masks give the same 0/255 mask; a real 0/255 mask is unchanged.
+    expected = torch.from_numpy(mask * 255)[None]
+    for array in (mask, mask.astype(bool), mask.astype(np.int64), mask.astype(np.float32), mask * 255):
+        assert torch.equal(mask_to_uint8(array, "x.png"), expected), array.dtype
+    assert torch.equal(mask_to_uint8(np.zeros((4, 4), np.uint8)), torch.zeros(1, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="x.png.*outside"):
+        mask_to_uint8(np.full((4, 4), 2.0), "x.png")
+    with pytest.raises(ValueError, match="x.png.*NaN"):
+        mask_to_uint8(np.full((4, 4), np.nan), "x.png")

@@ -203,7 +203,11 @@ def test_tiny_maps_match_pysodmetrics(shape):
     metrics = DISMetrics()
     metrics.update_batch([p for p, _ in pairs], [g for _, g in pairs])
     ours, reference = metrics.compute(), reference_scores(pairs)
-    for key in ALL_KEYS:  # S-measure may be NaN here, in both implementations
+    keys = ALL_KEYS
+    if shape == (1, 1):  # deliberate departure: PySODMetrics' E-measure of a 1x1 map is ~4.5e15
+        keys = ALL_KEYS - {"max_em", "mean_em", "adp_em"}
+        assert all(0 <= ours[key] <= 1 for key in ("max_em", "mean_em", "adp_em"))
+    for key in keys:  # S-measure may be NaN here, in both implementations
         np.testing.assert_allclose(ours[key], reference[key], rtol=0, atol=1e-6, equal_nan=True, err_msg=key)
 
 
@@ -333,7 +337,7 @@ GOOD = np.zeros((8, 8), np.uint8)
         (GOOD, np.zeros((8, 8, 1), np.uint8), ValueError, r"reference must be a 2-D array"),
         (np.zeros(8, np.uint8), GOOD, ValueError, r"2-D array .*\(8,\)"),
         (np.zeros((0, 8), np.uint8), GOOD, ValueError, "prediction is empty"),
-        (np.full((8, 8), np.nan), GOOD, ValueError, "prediction contains NaN"),
+        (np.full((8, 8), np.nan), GOOD, ValueError, "prediction contains 64 NaN"),
         (np.full((8, 8), 1.5), GOOD, ValueError, r"outside \[0, 1\].*sigmoid"),
         (np.full((8, 8), -3, np.int64), GOOD, ValueError, "outside 0..255"),
         (GOOD, np.full((8, 8), 300, np.int32), ValueError, "reference has integer values outside 0..255"),
@@ -448,3 +452,83 @@ def test_evaluate_module_errors(dis_metric):
     # Nothing bad was stored: a valid batch still computes.
     result = dis_metric.compute(predictions=[GOOD], references=[GOOD])
     assert set(result) == ALL_KEYS
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Issue 13: 0/1 masks, partly-NaN predictions, one-pixel maps
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_warnings():
+    """Warnings given once per process (``logger.warning_once``) are given again in each test."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.warning_once.cache_clear()
+
+
+def _square(size: int = 32) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[8:24, 10:20] = 255
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_zero_one_ground_truth_is_read_as_a_binary_mask(dtype, caplog, fresh_warnings):
+    gt = _square()
+    prediction = cv2.GaussianBlur(gt, (5, 5), 2)
+    expected = DISMetrics()
+    expected.update(prediction, gt)
+    metrics = DISMetrics()
+    with caplog.at_level("WARNING"):
+        metrics.update(prediction, (gt // 255).astype(dtype))  # the same mask saved as 0/1
+    assert metrics.compute() == expected.compute()  # not an empty ground truth
+    assert "0/1 mask" in caplog.text
+    # PySODMetrics reads it as empty (foreground > 128): the departure is deliberate and documented.
+    reference = py_sod_metrics.MAE()
+    reference.step(prediction, (gt // 255).astype(np.uint8))
+    assert reference.get_results()["mae"] == pytest.approx(prediction.mean() / 255)
+
+
+def test_zero_one_prediction_is_scaled_and_bool_or_all_zero_maps_are_unchanged(caplog, fresh_warnings):
+    gt = _square()
+    expected = DISMetrics(hce_binarization="raw")
+    expected.update(gt, gt)
+    metrics = DISMetrics(hce_binarization="raw")
+    with caplog.at_level("WARNING"):
+        metrics.update(gt // 255, gt)
+    assert metrics.compute() == expected.compute() and "0/1 map" in caplog.text
+    empty = DISMetrics()
+    empty.update(np.zeros((32, 32), np.uint8), np.zeros((32, 32), np.uint8))  # an empty mask stays empty
+    assert empty.compute()["mae"] == 0.0
+
+
+def test_partly_nan_prediction_message_counts_the_nans_and_quotes_the_finite_range():
+    prediction = np.full((8, 8), 0.25, np.float32)
+    prediction[0, :3] = np.nan
+    prediction[1, 0] = np.inf
+    prediction[2, 0] = 0.75
+    with pytest.raises(ValueError) as info:
+        DISMetrics().update(prediction, _square(8))
+    message = str(info.value)
+    assert "3 NaN and 1 infinite value(s) out of 64" in message
+    assert "[0.25, 0.75]" in message and "prediction" in message
+    with pytest.raises(ValueError, match="no value is finite"):
+        DISMetrics().update(torch.full((8, 8), float("nan")), _square(8))
+
+
+def test_one_pixel_map_e_measure_is_bounded_with_a_warning(caplog, fresh_warnings):
+    metrics = DISMetrics()
+    with caplog.at_level("WARNING"):
+        metrics.update(np.array([[200]], np.uint8), np.array([[255]], np.uint8))
+    scores = metrics.compute()
+    assert all(0.0 <= scores[key] <= 1.0 for key in ("max_em", "mean_em", "adp_em")), scores
+    assert "1x1 map" in caplog.text
+    # PySODMetrics scores ~4.5e15 here (its denominator is H*W - 1 + eps).
+    reference = py_sod_metrics.Emeasure()
+    reference.step(np.array([[200]], np.uint8), np.array([[255]], np.uint8))
+    assert reference.get_results()["em"]["curve"].max() > 1e15
+    # Larger maps are untouched (identical to PySODMetrics).
+    prediction, gt = np.array([[200, 10]], np.uint8), np.array([[255, 0]], np.uint8)
+    ours, reference = DISMetrics(), py_sod_metrics.Emeasure()
+    ours.update(prediction, gt)
+    reference.step(prediction, gt)
+    assert ours.compute()["max_em"] == pytest.approx(reference.get_results()["em"]["curve"].max(), abs=1e-12)

@@ -126,6 +126,15 @@ def test_parse_args_rejects_bad_values(synthetic_root, tmp_path, capsys):
         (["--checkpointing_steps", "often"], "checkpointing_steps"),
         (["--per_device_train_batch_size", "0"], "per_device_train_batch_size"),
         (["--init_from", "x", "--use_pretrained_backbone"], "init_from"),
+        # --learning_rate 0 is refused, not replaced by the default (`args.learning_rate or default`)
+        (["--learning_rate", "0"], "--learning_rate must be a positive number, got 0.0"),
+        (["--learning_rate", "nan"], "--learning_rate must be a positive number"),
+        (["--weight_decay", "-1"], "--weight_decay"),
+        (["--adam_beta2", "1"], "--adam_beta2"),
+        (["--max_grad_norm", "0"], "--max_grad_norm"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit"),
+        (["--dataloader_num_workers", "-1"], "--dataloader_num_workers"),
+        (["--resume_from_checkpoint", str(tmp_path / "nowhere")], "no training_state.json"),
     ):
         with pytest.raises(SystemExit):
             train.parse_args(base + bad)
@@ -133,6 +142,127 @@ def test_parse_args_rejects_bad_values(synthetic_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--dataset_dir", str(tmp_path / "missing"), "--output_dir", str(tmp_path)])
     assert "is not a directory" in capsys.readouterr().err
+
+
+def _fake_checkpoint(output_dir: Path, **fields) -> Path:
+    """A checkpoint folder whose training state records ``fields`` (what parse_args reads before anything loads)."""
+    checkpoint = output_dir / "checkpoints" / "step_3"
+    checkpoint.mkdir(parents=True)
+    state = {"completed_steps": 3, "backbone": "pvt_v2_b0", "image_size": [64, 64], "learning_rate": 7e-5,
+             "init_from": None, **fields}  # fmt: skip
+    (checkpoint / "training_state.json").write_text(json.dumps(state))
+    return checkpoint
+
+
+def test_resume_refuses_other_backbone_size_or_learning_rate_naming_the_flag(synthetic_root, tmp_path, capsys):
+    checkpoint = _fake_checkpoint(tmp_path)
+    base = ["--dataset_dir", str(synthetic_root), "--output_dir", str(tmp_path), "--backbone", "pvt_v2_b0",
+            "--image_size", "64", "--resume_from_checkpoint", "latest"]  # fmt: skip
+    args = train.parse_args(base)  # the same arguments resume
+    assert args.resume_checkpoint == checkpoint and args.learning_rate is None
+    assert train.parse_args(base + ["--learning_rate", "7e-5"]).resume_checkpoint == checkpoint
+    for extra, message in (
+        (["--backbone", "swin_v1_t"], "--backbone swin_v1_t differs from the checkpoint's pvt_v2_b0"),
+        (["--image_size", "128"], "--image_size 128 128 differs from the checkpoint's 64 64"),
+        (["--image_size", "64", "96"], "resume with --image_size 64 64"),
+        (["--learning_rate", "0.5"], "--learning_rate 0.5 differs from the checkpoint's 7e-05"),
+        (["--init_from", str(tmp_path)], "--init_from"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            train.parse_args(base + extra)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err, extra
+    (checkpoint / "training_state.json").write_text("{not json")
+    with pytest.raises(SystemExit):
+        train.parse_args(base)
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_resume_mismatch_exits_2_before_loading_data(tmp_path):
+    """From the command line: exit code 2, one line naming the flag, no traceback; the data folder is never read."""
+    _fake_checkpoint(tmp_path / "run")
+    empty = tmp_path / "no_data_here"
+    empty.mkdir()  # would fail to load as DIS5K if the script got that far
+    result = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *_train_args(empty, tmp_path / "run", "--image_size", "128",
+                                                        "--resume_from_checkpoint", "latest")],
+        env=_env(threads=1), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "--image_size 128 128 differs from the checkpoint's 64 64" in result.stderr
+    assert "Traceback" not in result.stderr and "DIS-TR" not in result.stderr
+
+
+def _checkpoint_accelerator():
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    return accelerator, *accelerator.prepare(model, optimizer)
+
+
+@pytest.mark.parametrize("failure", ["oserror", "torch_writer"])
+def test_disk_full_during_checkpoint_says_so_and_removes_the_partial_folder(tmp_path, monkeypatch, failure):
+    import errno
+
+    accelerator, model, optimizer = _checkpoint_accelerator()
+    checkpoints = tmp_path / "checkpoints"
+    train.save_checkpoint(accelerator, checkpoints, {"completed_steps": 1}, None)  # a good one first
+
+    def full_disk(output_dir, **kwargs):
+        (Path(output_dir) / "model.safetensors").write_bytes(b"\0" * 4096)  # half-written
+        if failure == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        # torch's serializer reports a full disk as a RuntimeError from C++
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4096 vs 8192")
+
+    monkeypatch.setattr(accelerator, "save_state", full_disk)
+    if failure == "torch_writer":  # only put down to a full disk when the disk is (nearly) full
+        monkeypatch.setattr(train.shutil, "disk_usage", lambda path: shutil_usage(total=10**9, used=10**9, free=0))
+    with pytest.raises(train.DiskFullError) as info:
+        train.save_checkpoint(accelerator, checkpoints, {"completed_steps": 2}, None)
+    assert f"no space left on {checkpoints}" in str(info.value) and "step_2" in str(info.value)
+    assert info.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_1"]  # no .step_2.partial left
+    assert train.list_checkpoints(checkpoints) == [checkpoints / "step_1"]
+
+
+def test_other_checkpoint_failures_are_not_called_disk_full(tmp_path, monkeypatch):
+    accelerator, model, optimizer = _checkpoint_accelerator()
+
+    def broken(output_dir, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4096 vs 8192")
+
+    monkeypatch.setattr(accelerator, "save_state", broken)
+    with pytest.raises(RuntimeError, match="inline_container") as info:  # plenty of space: the original error
+        train.save_checkpoint(accelerator, tmp_path / "checkpoints", {"completed_steps": 2}, None)
+    assert not isinstance(info.value, train.DiskFullError)
+    assert not list((tmp_path / "checkpoints").iterdir())
+
+
+def test_disk_full_while_saving_the_model_removes_the_staging_folder(tmp_path, monkeypatch, tiny_model_dir):
+    import errno
+
+    from birefnet_hf import BiRefNetImageProcessor
+
+    accelerator, _, _ = _checkpoint_accelerator()
+    model = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir)
+
+    def full_disk(self, save_directory, **kwargs):
+        (Path(save_directory) / "model.safetensors").write_bytes(b"\0" * 4096)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BiRefNetForImageSegmentation, "save_pretrained", full_disk)
+    with pytest.raises(train.DiskFullError, match=f"no space left on {tmp_path}"):
+        train.save_model(accelerator, model, BiRefNetImageProcessor(), tmp_path / "final_model")
+    assert not list(tmp_path.iterdir())
+
+
+def shutil_usage(total: int, used: int, free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(total, used, free)
 
 
 def test_config_overrides_are_typed():
@@ -275,7 +405,11 @@ def test_killed_run_resumes_bit_identically(synthetic_root, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (interrupted / "final_model").exists()  # really stopped mid-way
-    assert json.loads((checkpoint / "training_state.json").read_text())["completed_steps"] == 3
+    state = json.loads((checkpoint / "training_state.json").read_text())
+    assert state["completed_steps"] == 3
+    # what a resumed run's arguments are checked against
+    assert state["backbone"] == "pvt_v2_b0" and state["image_size"] == [64, 64]
+    assert state["learning_rate"] == pytest.approx(train.default_learning_rate(2))
 
     result = subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), *_train_args(synthetic_root, interrupted, *extra),
@@ -298,6 +432,26 @@ def test_killed_run_resumes_bit_identically(synthetic_root, tmp_path):
         (r["step"], r["files"], r["loss"]) for r in steps_b
     ]
     assert [r["region_level_finetuning"] for r in steps_a] == [False] * 4 + [True] * 2
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_and_evaluates_on_cpu(synthetic_root, tmp_path):
+    """``--mixed_precision bf16`` on CPU: two optimiser steps and the end-of-run validation (under autocast) work,
+    and the saved model is float32 and usable."""
+    output_dir = tmp_path / "bf16"
+    result = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *_train_args(synthetic_root, output_dir, "--max_train_steps", "2",
+                                                        "--mixed_precision", "bf16")],
+        env=_env(threads=2), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "Mixed precision type: bf16" in result.stdout + result.stderr
+    summary = json.loads((output_dir / "eval_results.json").read_text())
+    metrics = summary["history"][-1]["metrics"]
+    assert summary["completed_steps"] == 2 and set(metrics) >= {"max_fm", "mae", "sm"}
+    assert all(math.isfinite(value) for value in metrics.values()), metrics
+    weights = load_file(output_dir / "final_model" / "model.safetensors")
+    assert all(tensor.dtype == torch.float32 for tensor in weights.values() if tensor.is_floating_point())
 
 
 @pytest.mark.slow

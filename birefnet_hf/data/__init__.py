@@ -26,7 +26,13 @@ from .folders import (
     parse_dis5k_class_name,
 )
 from .hub import load_hub_dataset
-from .transforms import DISEvalTransform, DISTrainTransform, make_eval_transform, make_train_transform
+from .transforms import (
+    DISEvalTransform,
+    DISTrainTransform,
+    make_eval_transform,
+    make_train_transform,
+    mask_to_uint8,
+)
 
 
 def __getattr__(name: str):
@@ -60,6 +66,7 @@ __all__ = [
     "load_image_mask_folder",
     "make_eval_transform",
     "make_train_transform",
+    "mask_to_uint8",
     "pair_image_mask_files",
     "parse_dis5k_class_name",
     "resolve_dis5k_root",

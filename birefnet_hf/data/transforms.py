@@ -21,6 +21,11 @@ pepper. Unlike the authors, flip/rotation/colour/pepper run *after* the resize, 
 resolution: DIS5K images have several thousand pixels a side and this is several times faster; the
 results differ only in interpolation detail (and rotation happening in the resized frame).
 
+Masks are 0 (background) to 255 (foreground), soft values allowed. A mask that holds only 0 and 1 (a "0/1
+mask", a common way of saving binary masks) would otherwise read as almost empty (labels of 1/255): it is
+detected and scaled to 0/255, with a warning naming the file (:func:`mask_to_uint8`). Mask arrays may also be
+``bool`` (True = foreground), integers in 0..255 or floats in [0, 1].
+
 Randomness comes from ``torch``'s global generator, which ``torch.utils.data.DataLoader`` seeds
 differently in every worker; call ``torch.manual_seed`` for reproducible runs.
 """
@@ -37,6 +42,9 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 ImageSize = tuple[int, int]
 """``(height, width)`` in pixels."""
@@ -80,6 +88,50 @@ def _to_uint8_chw(picture: Any, channels: int, what: str, file_name: str | None)
     )
 
 
+def _mask_array_to_uint8(array: np.ndarray, file_name: str | None) -> np.ndarray:
+    """``bool``, integer (0..255) and float ([0, 1]) numpy masks as ``uint8`` 0..255; others unchanged."""
+    where = f" of {file_name}" if file_name else ""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(f"The mask{where} has integer values outside 0..255 (min {array.min()}, max {array.max()})")
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"The mask{where} has {int((~finite).sum())} NaN or infinite value(s)")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError(
+                f"The mask{where} has float values outside [0, 1] (min {array.min():g}, max {array.max():g})"
+            )
+        return np.rint(array.astype(np.float64) * 255).astype(np.uint8)
+    return array
+
+
+def mask_to_uint8(mask: Any, file_name: str | None = None) -> torch.Tensor:
+    """A mask (PIL image, numpy array or uint8 tensor) as a ``(1, H, W)`` uint8 tensor with 255 = foreground.
+
+    Numpy masks may be ``uint8`` (0..255), ``bool``, other integers in 0..255 or floats in [0, 1].
+
+    A mask whose values are only 0 and 1 (both present) is a "0/1 mask": it is scaled to 0/255 with a warning
+    naming ``file_name``, instead of being read as almost empty. (A real 0..255 mask whose brightest pixel is 1 is
+    indistinguishable from it; such a mask is empty for every purpose.)
+    """
+    if isinstance(mask, np.ndarray):
+        mask = _mask_array_to_uint8(mask, file_name)
+    tensor = _to_uint8_chw(mask, 1, "mask", file_name)
+    if tensor.numel() and int(tensor.max()) == 1 and int(tensor.min()) == 0:
+        logger.warning(
+            f"The mask{f' {file_name}' if file_name else ''} holds only 0 and 1: read as a 0/1 mask "
+            "(1 = foreground) and scaled to 0/255. Save masks as 0/255 to silence this."
+        )
+        tensor = tensor * 255
+    return tensor
+
+
 def adjust_sharpness(image: torch.Tensor, factor: float) -> torch.Tensor:
     """PIL's ``ImageEnhance.Sharpness`` on a (C, H, W) uint8 tensor, faster than torchvision's version.
 
@@ -107,7 +159,7 @@ class _ImageMaskTransform:
 
     def _stack(self, image: Any, mask: Any, file_name: str | None) -> tv_tensors.Image:
         image_tensor = _to_uint8_chw(image, 3, "image", file_name)
-        mask_tensor = _to_uint8_chw(mask, 1, "mask", file_name)
+        mask_tensor = mask_to_uint8(mask, file_name)
         if image_tensor.shape[1:] != mask_tensor.shape[1:]:
             where = f" of {file_name}" if file_name else ""
             raise ValueError(

@@ -7,12 +7,16 @@ the same scores as the PNG the authors would have saved from it:
 * **prediction**, a 2-D array-like (numpy array, torch tensor, PIL image, nested lists):
     * ``uint8``: used as is (the authors read saved PNG predictions with ``cv2.imread(..., IMREAD_GRAYSCALE)``);
     * other integer types: values must lie in 0..255, then cast to ``uint8``;
+    * integer maps holding only 0 and 1 (both present) are "0/1 maps": scaled to 0/255 with a warning (this changes
+      nothing but the ``"raw"`` HCE binarisation: PySODMetrics min-max normalises predictions anyway);
     * ``bool``: ``True`` -> 255;
     * floating point: values must be finite and lie in [0, 1]; quantised as ``uint8(float32(p) * 255)`` (truncation),
       which is what ``torchvision.transforms.ToPILImage`` does when the authors save sigmoid maps as PNG.
 * **reference** (ground truth), a 2-D array-like:
     * ``bool``: used as is;
     * integers (0/255 masks): values must lie in 0..255; foreground is ``> 128`` (as PySODMetrics);
+    * integer masks holding only 0 and 1 (both present) are 0/1 masks: foreground is ``== 1``, with a warning
+      (PySODMetrics reads them as empty; this package departs from it here);
     * floating point: finite values in [0, 1], quantised like a prediction, then ``> 128``.
 * A prediction whose size differs from its reference is resized to the reference's size with
   ``cv2.resize(prediction, (W, H))`` (bilinear, no antialiasing), exactly as the authors' ``evaluation/metrics.py``.
@@ -28,6 +32,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 __all__ = ["prediction_to_uint8", "reference_to_mask", "prepare_pair", "to_numpy"]
 
@@ -77,8 +84,19 @@ def _quantize(array: np.ndarray, name: str) -> np.ndarray:
         return array.astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         single = array.astype(np.float32, copy=False)
-        if not np.isfinite(single).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+        finite = np.isfinite(single)
+        if not finite.all():
+            nan, total = int(np.isnan(single).sum()), int(single.size)
+            infinite = total - nan - int(finite.sum())
+            span = (
+                f"the finite values span [{float(single[finite].min()):g}, {float(single[finite].max()):g}]"
+                if finite.any()
+                else "no value is finite"
+            )
+            raise ValueError(
+                f"{name} contains {nan} NaN and {infinite} infinite value(s) out of {total} ({span}); a float map "
+                "must be finite and lie in [0, 1]"
+            )
         low, high = float(single.min()), float(single.max())
         if low < 0 or high > 1:
             raise ValueError(
@@ -89,10 +107,23 @@ def _quantize(array: np.ndarray, name: str) -> np.ndarray:
     raise TypeError(f"{name} has unsupported dtype {array.dtype}; expected uint8, bool, integer or float")
 
 
+def _is_zero_one_map(array: np.ndarray) -> bool:
+    """Whether an integer (not bool) map holds both 0 and 1 and nothing else."""
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        return False
+    return int(array.max()) == 1 and int(array.min()) == 0
+
+
 def prediction_to_uint8(prediction: Any, name: str = "prediction") -> np.ndarray:
     """Validate a prediction map and return it as a C-contiguous ``uint8`` array (H, W)."""
     array = to_numpy(prediction, name)
     _check_2d(array, name)
+    if _is_zero_one_map(array):
+        logger.warning_once(
+            "A prediction holds only 0 and 1: read as a 0/1 map and scaled to 0/255 (pass bool or 0..255 maps to "
+            "silence this)."
+        )
+        return np.ascontiguousarray(array.astype(np.uint8) * np.uint8(255))
     return np.ascontiguousarray(_quantize(array, name))
 
 
@@ -102,6 +133,12 @@ def reference_to_mask(reference: Any, name: str = "reference") -> np.ndarray:
     _check_2d(array, name)
     if array.dtype == np.bool_:
         return np.ascontiguousarray(array)
+    if _is_zero_one_map(array):
+        logger.warning_once(
+            "A ground truth holds only 0 and 1: read as a 0/1 mask (1 = foreground). PySODMetrics would read it "
+            "as empty (foreground is > 128); save masks as 0/255 or pass bool arrays to silence this."
+        )
+        return np.ascontiguousarray(array == 1)
     return np.ascontiguousarray(_quantize(array, name) > 128)
 
 

@@ -15,6 +15,10 @@ it); only the way they are computed differs:
   only the ground truth's bounding box.
 
 Results agree with PySODMetrics to ~1e-12 (HCE exactly); the test-suite checks 1e-6 on a varied set of maps.
+
+One deliberate departure: the E-measure divides the alignment sum by ``H * W - 1 + eps`` (a MATLAB leftover), so a
+one-pixel map scores ~4.5e15 in PySODMetrics and wrecks a dataset mean. Here a one-pixel map's E-measures divide by
+1 instead (values in [0, 1]) and a warning says so (:func:`e_measure_denominator`); every larger map is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 __all__ = [
     "EPS",
@@ -32,6 +39,7 @@ __all__ = [
     "HistogramStatistics",
     "normalization_table",
     "compute_image_measures",
+    "e_measure_denominator",
     "structure_measure",
     "weighted_f_measure",
     "human_correction_effort",
@@ -237,15 +245,27 @@ def _enhanced_alignment_sum(stats: HistogramStatistics, fg_fg, fg_bg):
     return total
 
 
+def e_measure_denominator(size: int) -> float:
+    """What the E-measure's alignment sum over ``size`` pixels is divided by: PySODMetrics' ``size - 1 + eps``, except
+    for a one-pixel map, where that is ``eps`` (scores ~4.5e15); 1 is used instead, with a warning."""
+    if size > 1:
+        return size - 1 + EPS
+    logger.warning_once(
+        "A 1x1 map: PySODMetrics' E-measure divides by H*W - 1 = 0 (+eps) and would score ~4.5e15; it is divided by 1 "
+        "here (E-measure in [0, 1]). Such maps say little; check that predictions and ground truths are full images."
+    )
+    return 1.0
+
+
 def _e_measure_curve(stats: HistogramStatistics) -> np.ndarray:
     foreground, background = _threshold_counts(stats)
-    return _enhanced_alignment_sum(stats, foreground, background) / (stats.size - 1 + EPS)
+    return _enhanced_alignment_sum(stats, foreground, background) / e_measure_denominator(stats.size)
 
 
 def _adaptive_e_measure(stats: HistogramStatistics, above: np.ndarray) -> float:
     fg_fg = int(stats.counts[1][above].sum())
     fg_bg = int(stats.counts[0][above].sum())
-    return float(_enhanced_alignment_sum(stats, fg_fg, fg_bg) / (stats.size - 1 + EPS))
+    return float(_enhanced_alignment_sum(stats, fg_fg, fg_bg) / e_measure_denominator(stats.size))
 
 
 # ----------------------------------------------------------------------------------------------------------------
