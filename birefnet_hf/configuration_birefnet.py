@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+import os
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
-from transformers.utils import logging
+from transformers.utils import CONFIG_NAME, logging
 
 logger = logging.get_logger(__name__)
 
@@ -91,6 +94,77 @@ INTER_CHANNEL_MODES = ("fixed", "adaptive")
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"BiRefNetConfig: `{name}` must be one of {list(choices)}, got {value!r}.")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_flag(value) -> bool:
+    return isinstance(value, bool)
+
+
+#: What each field must hold (a ``config.json`` written by hand may hold anything): (test, description).
+_FIELD_KINDS: dict[str, tuple] = {
+    "backbone": (lambda v: isinstance(v, str), "a string"),
+    "use_pretrained_backbone": (_is_flag, "true or false"),
+    "backbone_drop_path_rate": (lambda v: v is None or _is_number(v), "a number or null"),
+    "multi_scale_input": (lambda v: isinstance(v, str), "a string"),
+    "context_feature_fusion_levels": (_is_integer, "an integer"),
+    "squeeze_block_type": (lambda v: isinstance(v, str), "a string"),
+    "squeeze_block_count": (_is_integer, "an integer"),
+    "decoder_block_type": (lambda v: isinstance(v, str), "a string"),
+    "decoder_attention": (lambda v: isinstance(v, str), "a string"),
+    "deformable_kernel_sizes": (
+        lambda v: isinstance(v, (list, tuple)) and all(_is_integer(k) for k in v),
+        "a list of integers",
+    ),
+    "decoder_inter_channels": (lambda v: isinstance(v, str), "a string"),
+    "inward_reference": (_is_flag, "true or false"),
+    "inward_reference_patch_split": (_is_flag, "true or false"),
+    "outward_reference": (_is_flag, "true or false"),
+    "multi_stage_supervision": (_is_flag, "true or false"),
+    "auxiliary_classification": (_is_flag, "true or false"),
+    "num_auxiliary_classes": (_is_integer, "an integer"),
+    "use_batch_norm": (_is_flag, "true or false"),
+    "freeze_backbone": (lambda v: v is None or _is_flag(v), "true, false or null"),
+    **{
+        f"loss_{term}_weight": (_is_number, "a number")
+        for term in ("bce", "iou", "ssim", "mae", "classification", "gradient")
+    },
+}
+
+
+def _check_field_types(config) -> None:
+    for name, (test, description) in _FIELD_KINDS.items():
+        if not hasattr(config, name):
+            continue
+        value = getattr(config, name)
+        if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+            value = value.item()  # NumPy scalars: stored as Python numbers (config.json must serialise them)
+            setattr(config, name, value)
+        if not test(value):
+            raise ValueError(
+                f"BiRefNetConfig: `{name}` must be {description}, got {value!r} ({type(value).__name__})."
+            )
+
+
+def _config_file_name(name_or_path, subfolder: str = "") -> str:
+    """What to call the config file of a folder, file or Hub repository in an error message."""
+    path = os.fspath(name_or_path)
+    if os.path.isfile(path):
+        return path
+    if os.path.isdir(path):
+        return os.path.join(path, subfolder or "", CONFIG_NAME)
+    return f"{CONFIG_NAME} of {path!r}" + (f" (subfolder {subfolder!r})" if subfolder else "")
+
+
+class BiRefNetConfigFileError(ValueError):
+    """A ``config.json`` that does not describe a valid BiRefNet; the message names the file and the field."""
 
 
 @strict
@@ -192,6 +266,7 @@ class BiRefNetConfig(PreTrainedConfig):
     loss_gradient_weight: float | int = 1.0
 
     def __post_init__(self, **kwargs):
+        _check_field_types(self)
         if self.backbone not in BACKBONE_SPECS:
             raise ValueError(
                 f"BiRefNetConfig: unknown `backbone` {self.backbone!r}; choose one of {sorted(BACKBONE_SPECS)}."
@@ -227,6 +302,32 @@ class BiRefNetConfig(PreTrainedConfig):
             self.id2label = {0: "background", 1: "foreground"}
         super().__post_init__(**kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """[`~transformers.PreTrainedConfig.from_pretrained`], with invalid fields reported together with the file
+        that holds them (a `BiRefNetConfigFileError`, a `ValueError`)."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except BiRefNetConfigFileError:
+            raise
+        except (ValueError, TypeError) as error:
+            where = _config_file_name(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
+            raise BiRefNetConfigFileError(f"{where}: {error}") from error
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """[`~transformers.PreTrainedConfig.from_dict`]; when it comes from a file (`AutoConfig` passes
+        `name_or_path`), invalid fields are reported with the file's name."""
+        source = kwargs.get("name_or_path")
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except BiRefNetConfigFileError:
+            raise
+        except (ValueError, TypeError) as error:
+            if not source:
+                raise
+            raise BiRefNetConfigFileError(f"{_config_file_name(source, kwargs.get('subfolder', ''))}: {error}") from error
+
     @property
     def backbone_channels(self) -> tuple[int, int, int, int]:
         """Channels of the backbone's four levels (strides 4, 8, 16, 32), one pass."""
@@ -260,4 +361,4 @@ class BiRefNetConfig(PreTrainedConfig):
         return tuple(c * factor for c in PYRAMID_NECK_CHANNELS)
 
 
-__all__ = ["BiRefNetConfig", "BACKBONE_SPECS", "PYRAMID_NECK_CHANNELS"]
+__all__ = ["BiRefNetConfig", "BiRefNetConfigFileError", "BACKBONE_SPECS", "PYRAMID_NECK_CHANNELS"]

@@ -270,15 +270,46 @@ def convert_state_dict(
     return {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in converted.items()}
 
 
+def unreadable_weights_error(name_or_path: str | os.PathLike, error: BaseException, subfolder: str = "") -> OSError:
+    """An ``OSError`` naming the ``.safetensors`` file(s) of a model folder that cannot be read (``error`` is what
+    safetensors raised), for loaders to raise instead of safetensors' bare ``SafetensorError``."""
+    from safetensors import safe_open
+
+    path = Path(name_or_path)
+    folder = path / subfolder if subfolder else path
+    if path.is_file():
+        candidates = [path]
+    elif folder.is_dir():
+        candidates = sorted(folder.glob("*.safetensors"))
+    else:
+        candidates = []
+    broken = []
+    for candidate in candidates:
+        try:
+            with safe_open(str(candidate), framework="pt") as handle:
+                handle.keys()
+        except Exception:  # safetensors raises its own error type (and OSError) for unreadable files
+            broken.append(str(candidate))
+    where = ", ".join(broken) if broken else f"the weights of {str(name_or_path)!r}"
+    return OSError(
+        f"cannot read {where}: {error}. The file is truncated or corrupt (an interrupted download, copy or save?); "
+        "download or write it again."
+    )
+
+
 def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read an authors' checkpoint: ``.safetensors``, or ``.pth``/``.pt``/``.bin`` with ``weights_only=True``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state_dict = load_file(str(path))
+        try:
+            state_dict = load_file(str(path))
+        except SafetensorError as error:
+            raise unreadable_weights_error(path, error) from error
     else:
         try:
             state_dict = torch.load(str(path), map_location="cpu", weights_only=True)

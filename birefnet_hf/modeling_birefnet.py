@@ -497,7 +497,12 @@ def _original_layout_weights(name_or_path, kwargs) -> str | None:
     if config_file is None:
         return None
     with open(config_file, encoding="utf-8") as handle:
-        raw = json.load(handle)
+        try:
+            raw = json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise OSError(f"{config_file} is not a valid JSON file: {error}") from error
+    if not isinstance(raw, dict):
+        raise OSError(f"{config_file} does not hold a JSON object (it holds a {type(raw).__name__}).")
     auto_model = (raw.get("auto_map") or {}).get("AutoModelForImageSegmentation", "")
     if "model_type" in raw or not (auto_model.endswith(".BiRefNet") or raw.get("architectures") == ["BiRefNet"]):
         return None
@@ -562,7 +567,15 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
                 kwargs["config"].use_pretrained_backbone = False
             elif kwargs.get("config") is None:
                 kwargs["use_pretrained_backbone"] = False
-            model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            from safetensors import SafetensorError
+
+            try:
+                model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            except SafetensorError as error:  # truncated / corrupt weights: name the file
+                from .convert_birefnet_original_to_hf import unreadable_weights_error
+
+                subfolder = kwargs.get("subfolder", "")
+                raise unreadable_weights_error(pretrained_model_name_or_path, error, subfolder) from error
             if getattr(model.config, "freezes_backbone", False):  # loading materialises fresh (trainable) parameters
                 model.localization.backbone.requires_grad_(False)
             return model
