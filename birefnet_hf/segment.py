@@ -203,6 +203,8 @@ def load_model_and_processor(
 
 
 def _model_device_and_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    if not isinstance(model, torch.nn.Module):  # the onnxruntime backend (onnx_runtime.py) takes float32 CPU tensors
+        return torch.device("cpu"), torch.float32
     parameter = next(model.parameters())
     return parameter.device, parameter.dtype
 
@@ -449,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtype", choices=sorted(_DTYPES), default="float32", help="model precision (default float32)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("pytorch", "onnxruntime"),
+        default="pytorch",
+        help="onnxruntime: --model is an ONNX file from `birefnet-hf export onnx` (its dtype is the file's)",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--resolution",
@@ -549,10 +557,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = 0
     if runnable:
         try:
-            model, processor = load_model_and_processor(
-                args.model, device=args.device or _default_device(), dtype=args.dtype
-            )
-        except (OSError, ValueError, TypeError, RuntimeError) as error:
+            if args.backend == "onnxruntime":
+                from .onnx_runtime import load_onnx_model_and_processor
+
+                model, processor = load_onnx_model_and_processor(args.model, device=args.device or "cpu")
+            else:
+                model, processor = load_model_and_processor(
+                    args.model, device=args.device or _default_device(), dtype=args.dtype
+                )
+        except (OSError, ValueError, TypeError, RuntimeError, ImportError) as error:
             print(f"birefnet-hf segment: cannot load model {args.model!r}: {error}", file=sys.stderr)
             return 2
         size = args.resolution or ({"longest_edge": args.longest_edge} if args.longest_edge else None)
