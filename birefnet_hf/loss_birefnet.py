@@ -111,7 +111,10 @@ class BiRefNetLoss(nn.Module):
     def forward(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None = None):
         # Always float32, also inside a mixed-precision forward: under autocast the SSIM convolutions would run in
         # bfloat16/float16, whose rounding exceeds SSIM's constants and makes the term infinite.
-        with torch.autocast(device_type=labels.device.type, enabled=False):
+        device_type = labels.device.type
+        if not torch.amp.is_autocast_available(device_type):  # e.g. the meta device: no autocast to switch off
+            return self._compute(outputs, labels, class_labels)
+        with torch.autocast(device_type=device_type, enabled=False):
             return self._compute(outputs, labels, class_labels)
 
     def _compute(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None):
