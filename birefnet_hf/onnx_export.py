@@ -103,6 +103,7 @@ __all__ = [
     "ValidationCase",
     "check_standard_operators",
     "export_onnx",
+    "export_onnx_folder",
     "main",
     "read_metadata",
     "validate_onnx",
@@ -726,6 +727,21 @@ def export_onnx(
     _write_bytes_atomically(data, output)
     report.file_size = len(data)
     return report
+
+
+def export_onnx_folder(
+    model: str | os.PathLike | nn.Module, processor: Any | None, folder: str | os.PathLike, **kwargs: Any
+) -> list[ONNXExportReport]:
+    """Write ``folder/model.onnx`` (float32) and ``folder/model_fp16.onnx`` (float16), each validated: the ``onnx/``
+    subfolder of a Hub repository as transformers.js reads it (``pixel_values`` in, the logits as first output;
+    its image-segmentation pipeline applies the sigmoid). ``kwargs`` go to :func:`export_onnx`."""
+    folder = Path(folder)
+    reports = []
+    for name, dtype in (("model.onnx", "fp32"), ("model_fp16.onnx", "fp16")):
+        report = export_onnx(model, folder / name, dtype=dtype, processor=processor, **kwargs)
+        logger.info(report.format())
+        reports.append(report)
+    return reports
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -510,8 +510,10 @@ def build_folder(
     dataset_id: str = DEFAULT_DATASET_ID,
     remote_code_check: bool = True,
     seed: int = 0,
+    onnx: bool = False,
 ) -> Path:
-    """Build ``plan``'s Hub folder at ``destination`` (atomically: staged next to it, then renamed)."""
+    """Build ``plan``'s Hub folder at ``destination`` (atomically: staged next to it, then renamed). With ``onnx``,
+    also ``onnx/model.onnx`` and ``onnx/model_fp16.onnx`` (validated exports, the layout transformers.js reads)."""
     from .image_processing_birefnet import BiRefNetImageProcessor
 
     hub = load_hub_config_folder(plan.hub_folder)
@@ -532,6 +534,10 @@ def build_folder(
         save_model_folder(model, image_processor, card, staging)
         if remote_code_check:
             check_remote_code(staging, reference_model=model)
+        if onnx:
+            from .onnx_export import export_onnx_folder
+
+            export_onnx_folder(model, image_processor, staging / "onnx")
         _replace_folder(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -645,6 +651,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="load each folder with trust_remote_code in a fresh process without birefnet_hf (default: on)",
+    )
+    output.add_argument(
+        "--onnx",
+        action="store_true",
+        help="add onnx/model.onnx and onnx/model_fp16.onnx (birefnet-hf export onnx, validated; transformers.js "
+        "layout)",
     )
     parser.add_argument(
         "--write-hub-configs", type=Path, metavar="DIR", help="only (re)write DIR/<size>/ from code and exit"
@@ -767,6 +779,7 @@ def publish(args: argparse.Namespace) -> list[dict[str, Any]]:
                 dataset_id=args.dataset_id,
                 remote_code_check=args.check_remote_code,
                 seed=args.seed,
+                onnx=args.onnx,
             )
             logger.info(f"{plan.size}: built {folders[plan.size]}")
 

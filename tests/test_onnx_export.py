@@ -266,3 +266,40 @@ def test_swin_export_parity(swin_export):
 def test_swin_graph_is_dynamic(swin_export):
     _, _, _, report = swin_export
     assert report.dynamic_batch and report.dynamic_size
+
+
+@pytest.mark.slow
+def test_publish_adds_onnx_subfolder(tmp_path):
+    """`birefnet-hf publish --onnx`: onnx/model.onnx + onnx/model_fp16.onnx next to the weights (transformers.js
+    layout: pixel_values in, the logits as the first output), both reproducing the published weights."""
+    import json
+    import shutil
+
+    from birefnet_hf.publish import _default_hub_configs, main
+
+    hub = tmp_path / "hub"
+    shutil.copytree(_default_hub_configs() / "pvt_v2_b0", hub / "pvt_v2_b0")
+    preprocessor = hub / "pvt_v2_b0" / "preprocessor_config.json"
+    settings = json.loads(preprocessor.read_text())
+    settings["size"] = {"height": SIDE, "width": SIDE}  # a small native size keeps the test short
+    preprocessor.write_text(json.dumps(settings))
+    output = tmp_path / "out"
+    argv = ["--random-init", "--dry-run", "--output-dir", str(output), "--only", "pvt_v2_b0", "--hub-configs", str(hub),
+            "--no-check-remote-code", "--onnx"]
+    assert main(argv) == 0
+    folder = output / "pvt_v2_b0"
+    assert sorted(path.name for path in (folder / "onnx").iterdir()) == ["model.onnx", "model_fp16.onnx"]
+    model = BiRefNetForImageSegmentation.from_pretrained(folder).eval()
+    pixel_values = torch.randn(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(7))
+    expected = _logits(model, pixel_values).numpy()
+    for name, dtype, tolerance in (("model.onnx", np.float32, FP32_LOGIT_TOLERANCE), ("model_fp16.onnx", np.float16, None)):
+        session = _session(folder / "onnx" / name)
+        assert [i.name for i in session.get_inputs()] == ["pixel_values"]
+        assert session.get_outputs()[0].name == "logits"
+        result = session.run(None, {"pixel_values": pixel_values.numpy().astype(dtype)})[0].astype(np.float32)
+        if tolerance is not None:
+            assert np.abs(result - expected).max() <= tolerance
+        else:
+            probabilities = torch.sigmoid(torch.from_numpy(result)) - torch.sigmoid(torch.from_numpy(expected))
+            assert probabilities.abs().max() <= FP16_PROBABILITY_TOLERANCE
+        assert read_metadata(folder / "onnx" / name)["native_size"] == [SIDE, SIDE]
