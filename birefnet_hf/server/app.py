@@ -1,0 +1,351 @@
+"""The FastAPI application behind `birefnet-hf serve`.
+
+Endpoints:
+
+* `POST /v1/remove-background`: the image as the raw request body (`Content-Type: image/png`, `image/jpeg`, ...)
+  or as the multipart field `file`; options as query parameters (those of `birefnet-hf segment`): `format`
+  (`rgba` cut-out, `alpha` soft matte, `mask` binary, `overlay` preview), `threshold` (for `mask`), `output`
+  (`png` or `webp`) and `background` (a colour: the cut-out composited on it, RGB). Answers the image.
+* `GET /healthz`: model, device, input size and the micro-batcher's counters.
+* `GET /`: a small web page: pick or drop an image, preview the cut-out on a checkerboard, download it.
+
+The model is loaded once, in [`create_app`], and used by one thread through a [`MicroBatcher`], so concurrent
+requests share forward passes (on a GPU) and never run the model at the same time. Errors are 4xx with a JSON
+`detail` that says what was wrong: 413 for bodies or images over the limits, 415 for anything that is not a
+supported image, 400 for a corrupt image or a bad option, 422 for an option outside its allowed values, 503 when
+too many requests are waiting.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import io
+import os
+import re
+import time
+import warnings
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import PIL.Image
+import PIL.ImageColor
+import torch
+from transformers.utils import logging
+
+try:
+    from fastapi import FastAPI, HTTPException, Query, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse, Response
+    from starlette.datastructures import UploadFile
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError('The server needs FastAPI and uvicorn: pip install "birefnet-hf[server]".') from error
+
+from ..image_processing_birefnet import to_rgb_image
+from ..segment import OUTPUT_FORMATS, BackgroundRemovalResult, load_model_and_processor
+from .batching import MicroBatcher, QueueFullError
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["ServerSettings", "create_app", "ACCEPTED_IMAGE_FORMATS"]
+
+#: Image formats accepted (PIL format names) and the Content-Types that may announce them.
+ACCEPTED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+_ACCEPTED_CONTENT_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/webp",
+        "image/bmp",
+        "image/x-ms-bmp",
+        "image/tiff",
+        "image/gif",
+        "application/octet-stream",
+        "",
+    }
+)
+_MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers on top of the file itself
+_MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
+
+
+@dataclass
+class ServerSettings:
+    """Limits and batching of the server.
+
+    Attributes:
+        max_upload_bytes (`int`): largest accepted image file (default 25 MiB); larger bodies get 413.
+        max_pixels (`int`): largest accepted image in pixels (default 50 megapixels); larger images get 413 before
+            they are decoded.
+        max_batch_size (`int | None`): most images per forward pass; default 8 on CUDA, 1 on CPU.
+        max_wait_ms (`float`): how long a request waits for others to share its forward pass (default 10 ms).
+        max_queue (`int`): requests allowed to wait for the model; more get 503 (default 64).
+        resolution (`dict | None`): model input size for every request (default: the processor's).
+    """
+
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_batch_size: int | None = None
+    max_wait_ms: float = 10.0
+    max_queue: int = 64
+    resolution: dict | None = None
+
+
+def _http_error(status: int, detail: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail)
+
+
+def _accepted_types_text() -> str:
+    return ", ".join(name if name != "WEBP" else "WebP" for name in ACCEPTED_IMAGE_FORMATS)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _http_error(
+            413, f"the upload is {int(declared)} bytes; this server accepts at most {limit} bytes."
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _http_error(413, f"the upload is larger than {limit} bytes, the most this server accepts.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_upload(request: Request, settings: ServerSettings) -> tuple[bytes, str | None]:
+    """(image bytes, file name) from a raw body or the multipart field `file` (or `image`)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        body = await _read_body(request, settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
+        except HTTPException:
+            raise
+        except Exception as error:  # malformed multipart
+            raise _http_error(400, f"cannot parse the multipart body: {error}") from error
+        upload = form.get("file") or form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise _http_error(400, "the multipart body has no file field named 'file' (or 'image').")
+        part_type = (upload.content_type or "").split(";")[0].strip().lower()
+        if part_type not in _ACCEPTED_CONTENT_TYPES:
+            raise _http_error(
+                415,
+                f"the file field has Content-Type {part_type!r}; send an image ({_accepted_types_text()}).",
+            )
+        data = await upload.read()
+        await form.close()
+        if len(data) > settings.max_upload_bytes:
+            raise _http_error(
+                413,
+                f"the file is {len(data)} bytes; this server accepts at most {settings.max_upload_bytes} bytes.",
+            )
+        return data, upload.filename
+    if content_type not in _ACCEPTED_CONTENT_TYPES:
+        raise _http_error(
+            415,
+            f"unsupported Content-Type {content_type!r}: send an image ({_accepted_types_text()}) as the request "
+            "body or as the multipart/form-data field 'file'.",
+        )
+    return await _read_body(request, settings.max_upload_bytes), None
+
+
+def _decode_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
+    """Decode an uploaded image to upright 8-bit RGB, with the server's type and size limits."""
+    if not data:
+        raise _http_error(
+            400, "the upload is empty: send an image as the body or as the multipart field 'file'."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            image = PIL.Image.open(io.BytesIO(data))
+    except PIL.UnidentifiedImageError as error:
+        raise _http_error(
+            415, f"the upload is not an image this server reads ({_accepted_types_text()})."
+        ) from error
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as error:
+        raise _http_error(413, f"the image is too large: {error}") from error
+    if image.format not in ACCEPTED_IMAGE_FORMATS:
+        raise _http_error(415, f"{image.format} images are not accepted; send {_accepted_types_text()}.")
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        raise _http_error(
+            413,
+            f"the image is {image.width}x{image.height} ({pixels / 1e6:.1f} megapixels); this server accepts at most "
+            f"{max_pixels / 1e6:.1f} megapixels.",
+        )
+    try:
+        image.load()
+        return to_rgb_image(image)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise _http_error(400, f"cannot decode the {image.format} image: {error}") from error
+
+
+def _encode_image(image: PIL.Image.Image, output: str) -> bytes:
+    buffer = io.BytesIO()
+    if output == "png":
+        image.save(buffer, format="PNG", compress_level=1)
+    else:
+        image.save(buffer, format="WEBP", quality=90, method=4, exact=image.mode == "RGBA")
+    return buffer.getvalue()
+
+
+def _page() -> str:
+    return importlib.resources.files("birefnet_hf.server").joinpath("static", "index.html").read_text("utf-8")
+
+
+def create_app(
+    model: str | os.PathLike | torch.nn.Module,
+    processor: Any | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    """Build the background-removal server for one model.
+
+    Args:
+        model: a model folder / Hub id (loaded here, once) or a loaded model.
+        processor: its image processor (default: the folder's, else the 1024x1024 default).
+        device, dtype: where to run the model (default: CUDA if available, float32).
+        settings: limits and batching ([`ServerSettings`]).
+
+    Returns:
+        A FastAPI app; run it with `uvicorn.run(app, host=..., port=...)` (one worker: the model lives in it).
+    """
+    settings = settings or ServerSettings()
+    model_name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+    if isinstance(model, (str, os.PathLike)) and device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, processor = load_model_and_processor(model, processor, device=device, dtype=dtype)
+    parameter = next(model.parameters())
+    model_device, model_dtype = parameter.device, parameter.dtype
+    max_batch_size = settings.max_batch_size or (8 if model_device.type == "cuda" else 1)
+    size_kwargs = {"size": settings.resolution} if settings.resolution is not None else {}
+
+    @torch.inference_mode()
+    def forward(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Logits (1, 1, h, w) on the CPU per (1, 3, h, w) input; inputs of one size share a forward."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, pixel_values in enumerate(batch):
+            groups.setdefault(tuple(pixel_values.shape), []).append(index)
+        results: list[torch.Tensor | None] = [None] * len(batch)
+        for indices in groups.values():
+            stacked = torch.cat([batch[i] for i in indices]).to(device=model_device, dtype=model_dtype)
+            logits = model(pixel_values=stacked).logits.float().cpu()
+            for position, index in enumerate(indices):
+                results[index] = logits[position : position + 1]
+        return results
+
+    batcher: MicroBatcher[torch.Tensor, torch.Tensor] = MicroBatcher(
+        forward, max_batch_size=max_batch_size, max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(
+        title="BiRefNet background removal",
+        description="Remove image backgrounds with BiRefNet (birefnet_hf).",
+        lifespan=lifespan,
+    )
+    app.state.model = model
+    app.state.processor = processor
+    app.state.batcher = batcher
+    app.state.settings = settings
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_page())
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok" if batcher.running else "stopped",
+            "model": model_name,
+            "device": str(model_device),
+            "dtype": str(model_dtype).removeprefix("torch."),
+            "input_size": {key: value for key, value in dict(processor.size).items() if value is not None},
+            "max_batch_size": max_batch_size,
+            "waiting": batcher.waiting,
+            **batcher.stats.as_dict(),
+        }
+
+    @app.post(
+        "/v1/remove-background",
+        responses={200: {"content": {"image/png": {}, "image/webp": {}}, "description": "the result image"}},
+    )
+    async def remove_background_endpoint(
+        request: Request,
+        output_format: Literal[OUTPUT_FORMATS] = Query(  # type: ignore[valid-type]
+            "rgba", alias="format", description="rgba cut-out, alpha matte, binary mask or overlay preview"
+        ),
+        output: Literal["png", "webp"] = Query("png", description="file type of the answer"),
+        threshold: float = Query(0.5, ge=0.0, lt=1.0, description="foreground probability for format=mask"),
+        background: str | None = Query(
+            None, description="a colour ('white', '#00b140'): the cut-out composited on it (RGB)"
+        ),
+    ) -> Response:
+        start = time.perf_counter()
+        fill = None
+        if background is not None:
+            if output_format != "rgba":
+                raise _http_error(400, f"background applies to format=rgba, not format={output_format}.")
+            try:
+                fill = PIL.ImageColor.getrgb(background)[:3]
+            except ValueError as error:
+                raise _http_error(
+                    400, f"background {background!r} is not a colour name or #RRGGBB."
+                ) from error
+        data, filename = await _read_upload(request, settings)
+        image = await run_in_threadpool(_decode_image, data, settings.max_pixels)
+        del data
+        pixel_values = await run_in_threadpool(
+            lambda: processor(images=image, return_tensors="pt", **size_kwargs)["pixel_values"]
+        )
+        try:
+            logits = await batcher.submit(pixel_values)
+        except QueueFullError as error:
+            raise HTTPException(
+                503, f"the server is busy ({error}); retry shortly.", {"Retry-After": "1"}
+            ) from error
+        except RuntimeError as error:
+            raise _http_error(500, f"segmentation failed: {error}") from error
+
+        def render() -> bytes:
+            matte = processor.post_process_alpha(
+                logits, target_sizes=[(image.height, image.width)], output_dtype=torch.uint8
+            )[0]
+            result = BackgroundRemovalResult(image=image, matte=PIL.Image.fromarray(matte.numpy(), mode="L"))
+            if fill is not None:
+                rendered = PIL.Image.new("RGB", image.size, fill)
+                rendered.paste(image, mask=result.matte)
+            else:
+                rendered = result.render(output_format, threshold)
+            return _encode_image(rendered, output)
+
+        content = await run_in_threadpool(render)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:100] if filename else "image"
+        suffix = {"rgba": "cutout", "alpha": "matte", "mask": "mask", "overlay": "overlay"}[output_format]
+        headers = {
+            "Content-Disposition": f'inline; filename="{stem}-{suffix}.{output}"',
+            "X-Processing-Time-Ms": f"{1000 * (time.perf_counter() - start):.1f}",
+            "X-Image-Size": f"{image.width}x{image.height}",
+        }
+        return Response(content=content, media_type=_MEDIA_TYPES[output], headers=headers)
+
+    return app
