@@ -18,12 +18,14 @@ import argparse
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from .cli import apply_umask, interrupted_exit_code, sigterm_as_interrupt
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
 
 #: Buffers the authors' model stores but this model computes (timm keeps them non-persistent).
@@ -149,11 +151,27 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor]) -> str:
     )
 
 
+def _check_backbone_matches(state_dict: Mapping[str, torch.Tensor], backbone: str) -> None:
+    """Refuse an explicit ``--backbone`` that the checkpoint's backbone tensors contradict, before anything else is
+    read off the shapes (a wrong backbone otherwise surfaces as an obscure decoder-width mismatch)."""
+    try:
+        detected = infer_backbone(state_dict)
+    except ValueError:  # not recognisable: the key-by-key check names what does not fit
+        return
+    if detected != backbone:
+        raise ValueError(
+            f"--backbone {backbone} does not match the checkpoint, whose backbone tensors are {detected}'s; "
+            f"pass --backbone {detected} or leave --backbone out."
+        )
+
+
 def infer_config_from_state_dict(state_dict: Mapping[str, torch.Tensor], backbone: str | None = None) -> BiRefNetConfig:
     """A :class:`BiRefNetConfig` whose architecture matches an authors' state dict (backbone and every switch)."""
-    inferred = infer_backbone(state_dict) if backbone is None else backbone
     if backbone is not None and backbone not in BACKBONE_SPECS:
         raise ValueError(f"unknown --backbone {backbone!r}; choose one of {sorted(BACKBONE_SPECS)}.")
+    if backbone is not None:
+        _check_backbone_matches(state_dict, backbone)
+    inferred = infer_backbone(state_dict) if backbone is None else backbone
     keys = set(state_dict)
     channels = BACKBONE_SPECS[inferred]["channels"]
 
@@ -330,15 +348,7 @@ def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone: str | N
 
     state_dict = strip_wrapper_prefixes(state_dict)
     refuse_pre_2024_layout(state_dict)
-    config = infer_config_from_state_dict(state_dict, backbone)
-    if backbone is not None:
-        detected = None
-        try:
-            detected = infer_backbone(state_dict)
-        except ValueError:
-            pass
-        if detected is not None and detected != backbone:
-            raise ValueError(f"--backbone {backbone} does not match the checkpoint, whose tensors are {detected}'s.")
+    config = infer_config_from_state_dict(state_dict, backbone)  # checks an explicit backbone first
     for key, value in (config_overrides or {}).items():
         setattr(config, key, value)
     model = BiRefNetForImageSegmentation(config)
@@ -358,6 +368,7 @@ def write_model_folder(model, output_dir: str | os.PathLike, image_processor=Non
         model.save_pretrained(staging)
         if image_processor is not None:
             image_processor.save_pretrained(staging)
+        apply_umask(staging)  # mkdtemp makes 0700 folders (and safetensors 0600 files): use the user's umask
         if output_dir.exists():
             output_dir.rmdir()
         os.replace(staging, output_dir)
@@ -391,10 +402,21 @@ def main(argv=None) -> int:
 
     logger = logging.get_logger("birefnet_hf.convert")
     logging.set_verbosity_info()
-    state_dict = load_original_state_dict(args.checkpoint)
-    model = convert_checkpoint(state_dict, args.backbone)
-    model.config.architectures = ["BiRefNetForImageSegmentation"]
-    write_model_folder(model, args.output_dir, _default_image_processor())
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        parser.error(f"--output_dir {output_dir} exists and is not an empty folder; choose a new folder.")
+    try:
+        with sigterm_as_interrupt():
+            state_dict = load_original_state_dict(args.checkpoint)
+            model = convert_checkpoint(state_dict, args.backbone)
+            model.config.architectures = ["BiRefNetForImageSegmentation"]
+            write_model_folder(model, output_dir, _default_image_processor())
+    except (OSError, ValueError) as error:
+        print(f"birefnet-hf convert: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as error:
+        print(f"birefnet-hf convert: interrupted; {output_dir} was not written.", file=sys.stderr)
+        return interrupted_exit_code(error)
     parameters = sum(p.numel() for p in model.parameters())
     logger.info(
         f"converted {args.checkpoint} ({model.config.backbone}, {parameters / 1e6:.1f}M parameters) -> {args.output_dir}"

@@ -32,11 +32,13 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
+import PIL.PngImagePlugin
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, PreTrainedModel
 from transformers.utils import logging
 
+from .cli import interrupted_exit_code, sigterm_as_interrupt
 from .image_processing_birefnet import BiRefNetImageProcessorPil, to_rgb_image
 from .modeling_birefnet import BiRefNetForImageSegmentation
 from .pipelines import make_cutout
@@ -301,6 +303,8 @@ def remove_background(
 class _Job:
     source: Path
     relative: Path  # output path relative to the output folder, before the ".png" naming
+    anchor: Path = Path(".")  # the folder `relative` starts from: the input folder, glob base or file's folder
+    explicit: bool = False  # named on the command line (not found in a folder or by a pattern)
 
 
 def _glob_base(pattern: str) -> Path:
@@ -340,9 +344,9 @@ def collect_inputs(specs: Sequence[str], output_dir: Path) -> tuple[list[_Job], 
         if path.is_dir():
             files, skipped = _scan_folder(path, skip)
             ignored += skipped
-            jobs += [_Job(file, file.relative_to(path)) for file in files]
+            jobs += [_Job(file, file.relative_to(path), path) for file in files]
         elif path.is_file():
-            jobs.append(_Job(path, Path(path.name)))
+            jobs.append(_Job(path, Path(path.name), path.parent, explicit=True))
         elif _GLOB_MAGIC.search(spec):
             base = _glob_base(spec)
             matches = sorted(Path(match) for match in glob.glob(spec, recursive=True))
@@ -352,47 +356,165 @@ def collect_inputs(specs: Sequence[str], output_dir: Path) -> tuple[list[_Job], 
                 if match.is_dir():
                     files, skipped = _scan_folder(match, skip)
                     ignored += skipped
-                    jobs += [_Job(file, match.relative_to(base) / file.relative_to(match)) for file in files]
+                    jobs += [_Job(file, match.relative_to(base) / file.relative_to(match), base) for file in files]
                 elif match.is_file() and skip not in match.resolve().parents:
-                    jobs.append(_Job(match, match.relative_to(base)))
+                    jobs.append(_Job(match, match.relative_to(base), base))
         else:
             failures.append((spec, "no such file or directory"))
 
     unique: dict[Path, _Job] = {}
     for job in jobs:
         unique.setdefault(job.source.resolve(), job)
-    return list(unique.values()), failures, ignored
+    jobs = list(unique.values())
+    _relative_to_common_folder(jobs)
+    return jobs, failures, ignored
+
+
+def _relative_to_common_folder(jobs: Sequence[_Job]) -> None:
+    """With inputs from several places (`segment dir1 dir2`), prefix each job's relative path with its folder's
+    path below the folders' common ancestor, so `dir1/x.jpg` and `dir2/x.jpg` become `dir1/x.png` and
+    `dir2/x.png` under the output folder instead of one `x.png`."""
+    anchors = {os.path.abspath(job.anchor) for job in jobs}
+    if len(anchors) < 2:
+        return
+    try:
+        common = os.path.commonpath(sorted(anchors))
+    except ValueError:  # different drives (Windows): keep each anchor's full path below its drive
+        common = None
+    for job in jobs:
+        anchor = os.path.abspath(job.anchor)
+        prefix = Path(os.path.relpath(anchor, common)) if common else Path(*Path(anchor).parts[1:])
+        job.relative = prefix / job.relative
 
 
 def _assign_output_paths(jobs: Sequence[_Job], output_dir: Path) -> dict[Path, Path]:
-    """`<stem>.png` per job, mirroring the input folders; inputs that would share a name get `<name>.png`."""
-    by_name: dict[Path, list[_Job]] = {}
+    """One distinct output path per job: `<stem>.png`, mirroring the input folders; inputs that would share a
+    name (`x.jpg` and `x.png`; compared case-insensitively, as macOS and Windows file systems do) get
+    `<name>.png`, and a name still taken after that gets a number (`<name>.2.png`). The names depend only on the
+    set of inputs, so re-running the same command writes the same files."""
+    by_name: dict[str, list[_Job]] = {}
     for job in jobs:
-        by_name.setdefault(job.relative.with_suffix(".png"), []).append(job)
-    outputs: dict[Path, Path] = {}
-    for name, group in by_name.items():
+        by_name.setdefault(_path_key(job.relative.with_suffix(".png")), []).append(job)
+    preferred: dict[Path, Path] = {}
+    for group in by_name.values():
         for job in group:
-            relative = name if len(group) == 1 else job.relative.parent / f"{job.relative.name}.png"
-            outputs[job.source] = output_dir / relative
+            name = job.relative.with_suffix(".png")
+            preferred[job.source] = name if len(group) == 1 else job.relative.parent / f"{job.relative.name}.png"
         if len(group) > 1:
             logger.warning(
-                f"{len(group)} inputs would be written to {output_dir / name}; naming them after their full file "
-                f"names instead: {', '.join(str(job.source) for job in group)}"
+                f"{len(group)} inputs would be written to {output_dir / group[0].relative.with_suffix('.png')}; "
+                f"naming them after their full file names instead: {', '.join(str(job.source) for job in group)}"
             )
+    taken: set[str] = set()
+    outputs: dict[Path, Path] = {}
+    for job in sorted(jobs, key=lambda job: (str(preferred[job.source]), str(job.source))):
+        relative, number = preferred[job.source], 1
+        while _path_key(relative) in taken:
+            number += 1
+            relative = preferred[job.source].with_name(f"{preferred[job.source].stem}.{number}.png")
+        taken.add(_path_key(relative))
+        outputs[job.source] = output_dir / relative
     return outputs
 
 
-def write_image_atomically(image: PIL.Image.Image, path: Path, compress_level: int = 1) -> None:
+def _path_key(path: Path) -> str:
+    return str(path).casefold()
+
+
+#: The PNG text chunk that marks a file as written by `birefnet-hf segment` (so re-runs can recognise it).
+OUTPUT_MARKER = ("Software", "birefnet-hf segment")
+
+
+def is_segment_output(path: str | os.PathLike) -> bool:
+    """Whether `path` is a PNG written by `birefnet-hf segment` (it carries [`OUTPUT_MARKER`]); reads the header
+    only."""
+    path = Path(path)
+    if path.suffix.lower() != ".png" or not path.is_file():
+        return False
+    try:
+        with PIL.Image.open(path) as image:
+            return image.info.get(OUTPUT_MARKER[0]) == OUTPUT_MARKER[1]
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
+        return False
+
+
+def _drop_earlier_outputs(jobs: Sequence[_Job]) -> tuple[list[_Job], list[_Job]]:
+    """Split off inputs that are this tool's own outputs (re-running into the input folder must not segment the
+    previous run's cut-outs); returns (kept, dropped)."""
+    kept, dropped = [], []
+    for job in jobs:
+        (dropped if is_segment_output(job.source) else kept).append(job)
+    return kept, dropped
+
+
+#: What to do with an output file that already exists: `--skip-existing`, `--overwrite`, or the default.
+EXISTING_POLICIES = ("skip", "overwrite", "replace-own")
+
+
+def _check_existing_outputs(
+    jobs: Sequence[_Job], outputs: dict[Path, Path], policy: str, failures: list[tuple[str, str]]
+) -> tuple[list[_Job], list[_Job]]:
+    """Apply the existing-output policy; returns (jobs to run, jobs skipped because their output exists).
+
+    An input is never overwritten. Existing outputs are kept (`"skip"`), replaced (`"overwrite"`), or, by
+    default (`"replace-own"`), replaced only when this tool wrote them (a re-run refreshes its own files) while
+    any other file is reported as a failure and left alone."""
+    inputs = {job.source.resolve() for job in jobs}
+    runnable, skipped = [], []
+    for job in jobs:
+        output = outputs[job.source]
+        if output.resolve() in inputs:
+            failures.append(
+                (str(job.source), f"output {output} would overwrite an input; choose another --output-dir")
+            )
+        elif output.is_dir():
+            failures.append((str(job.source), f"output {output} is a folder"))
+        elif not (output.exists() or output.is_symlink()):
+            runnable.append(job)
+        elif policy == "skip":
+            skipped.append(job)
+        elif policy == "overwrite" or is_segment_output(output):
+            runnable.append(job)
+        else:
+            failures.append(
+                (
+                    str(job.source),
+                    f"{output} exists and was not written by birefnet-hf segment; pass --overwrite to replace it "
+                    "or --skip-existing to keep it",
+                )
+            )
+    return runnable, skipped
+
+
+def _output_dir_problem(output_dir: Path) -> str | None:
+    """Why `output_dir` cannot be the output folder (checked before any work), or None."""
+    if output_dir.exists() and not output_dir.is_dir():
+        return f"--output-dir {output_dir} exists and is not a folder"
+    ancestor = output_dir.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"--output-dir {output_dir} cannot be created: {ancestor} is a file, not a folder"
+    return None
+
+
+def write_image_atomically(
+    image: PIL.Image.Image, path: Path, compress_level: int = 1, text: dict[str, str] | None = None
+) -> None:
     """Save `image` as PNG at `path` via a temporary file in the same folder and `os.replace`, so `path` is
     either absent, its previous version, or the complete new file, never a partial one.
 
     `compress_level` is zlib's 0-9; 1 writes a 48-megapixel RGBA cut-out >10x faster than Pillow's default 6
-    for files ~20% larger."""
+    for files ~20% larger. `text`: PNG text chunks, by default [`OUTPUT_MARKER`] (how a re-run recognises
+    this tool's outputs among its inputs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    chunks = PIL.PngImagePlugin.PngInfo()
+    for key, value in (dict([OUTPUT_MARKER]) if text is None else text).items():
+        chunks.add_text(key, value)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "xb") as handle:
-            image.save(handle, format="PNG", compress_level=compress_level)
+            image.save(handle, format="PNG", compress_level=compress_level, pnginfo=chunks)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -426,8 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Segment the foreground of images with BiRefNet and write one PNG per input: a binary mask, the soft "
             "alpha matte, the RGBA cut-out, or an overlay preview. Folders are searched recursively and their "
-            "structure is mirrored in --output-dir; outputs are named <stem>.png. Unreadable files are reported "
-            "and skipped (exit code 1)."
+            "structure is mirrored in --output-dir (with several inputs, below their common folder: dir1/x.jpg and "
+            "dir2/x.jpg give OUT/dir1/x.png and OUT/dir2/x.png); outputs are named <stem>.png. Earlier outputs of "
+            "this command found among the inputs are left out. Unreadable files are reported and skipped (exit "
+            "code 1)."
         ),
     )
     parser.add_argument(
@@ -472,6 +596,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threshold", type=float, default=0.5, help="foreground probability for --format mask"
+    )
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep output files that already exist and do not segment their inputs again (resumes a run)",
+    )
+    existing.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files even when birefnet-hf segment did not write them (default: replace "
+        "only its own earlier outputs; any other file in the way is reported as failed and left alone)",
     )
     parser.add_argument(
         "--png-compress-level",
@@ -532,27 +668,37 @@ def _process_batch(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`birefnet-hf segment`: returns 0 when every input was written, 1 when any failed, 2 on usage errors."""
+    """`birefnet-hf segment`: returns 0 when every input was written, 1 when any failed, 2 on usage and model-load
+    errors, 130 / 143 when stopped by Ctrl-C / SIGTERM (both leave no partial file: outputs are written atomically)."""
+    try:
+        with sigterm_as_interrupt():
+            return _main(argv)
+    except KeyboardInterrupt as error:
+        print(
+            "birefnet-hf segment: interrupted; the files written so far are complete, no partial file is left.",
+            file=sys.stderr,
+        )
+        return interrupted_exit_code(error)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.threshold < 1.0:
         print(f"birefnet-hf segment: --threshold must be in [0, 1), got {args.threshold}", file=sys.stderr)
         return 2
     output_dir: Path = args.output_dir
+    problem = _output_dir_problem(output_dir)
+    if problem:  # before any work
+        print(f"birefnet-hf segment: {problem}", file=sys.stderr)
+        return 2
     jobs, failures, ignored = collect_inputs(args.inputs, output_dir)
+    jobs, earlier_outputs = _drop_earlier_outputs(jobs)
+    for job in earlier_outputs:
+        if job.explicit:
+            logger.warning(f"{job.source} is an output of birefnet-hf segment; leaving it out.")
     outputs = _assign_output_paths(jobs, output_dir)
-
-    input_paths = {job.source.resolve() for job in jobs}
-    runnable = []
-    for job in jobs:
-        if outputs[job.source].resolve() in input_paths:
-            failures.append(
-                (
-                    str(job.source),
-                    f"output {outputs[job.source]} would overwrite an input; choose another --output-dir",
-                )
-            )
-        else:
-            runnable.append(job)
+    policy = "skip" if args.skip_existing else "overwrite" if args.overwrite else "replace-own"
+    runnable, kept_existing = _check_existing_outputs(jobs, outputs, policy, failures)
 
     written = 0
     if runnable:
@@ -565,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model, processor = load_model_and_processor(
                     args.model, device=args.device or _default_device(), dtype=args.dtype
                 )
-        except (OSError, ValueError, TypeError, RuntimeError, ImportError) as error:
+        except Exception as error:  # whatever fails while loading is a load error (exit 2), never a traceback
             print(f"birefnet-hf segment: cannot load model {args.model!r}: {error}", file=sys.stderr)
             return 2
         size = args.resolution or ({"longest_edge": args.longest_edge} if args.longest_edge else None)
@@ -585,6 +731,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bar.update(len(batch))
 
     summary = f"birefnet-hf segment: wrote {written} file(s) to {output_dir}"
+    if kept_existing:
+        summary += f"; kept {len(kept_existing)} existing output(s) (--skip-existing)"
+    if earlier_outputs:
+        summary += f"; left out {len(earlier_outputs)} earlier output(s) of birefnet-hf segment found in the inputs"
     if ignored:
         summary += f"; ignored {ignored} file(s) without an image extension in the folders"
     print(summary + (f"; {len(failures)} failed:" if failures else "."))

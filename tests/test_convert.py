@@ -2,6 +2,8 @@
 and loading a folder in the authors' Hub layout."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -87,6 +89,42 @@ def test_wrong_backbone_flag_is_an_error(pvt_state_dict):
         convert_checkpoint(pvt_state_dict, "pvt_v2_b1")
 
 
+@pytest.mark.parametrize("flag", ["swin_v1_l", "swin_v1_t", "pvt_v2_b2"])
+def test_wrong_backbone_flag_names_the_backbone_not_a_decoder_width(pvt_state_dict, flag):
+    # another family or width: the message is about the backbone, not a squeeze-block width that fits nothing
+    with pytest.raises(ValueError, match=f"--backbone {flag} does not match the checkpoint.*pvt_v2_b0") as excinfo:
+        infer_config_from_state_dict(pvt_state_dict, flag)
+    assert "squeeze" not in str(excinfo.value)
+
+
+def test_cli_reports_a_wrong_backbone_with_exit_code_2(tmp_path, pvt_state_dict, capsys):
+    checkpoint = tmp_path / "pvt.pth"
+    torch.save(pvt_state_dict, checkpoint)
+    code = cli_main(["convert", "--checkpoint", str(checkpoint), "--backbone", "swin_v1_l", "--output_dir", str(tmp_path / "o")])
+    assert code == 2
+    assert "--backbone swin_v1_l does not match" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_output_folder_gets_the_users_umask(tmp_path, pvt_state_dict, umask):
+    """The folder is staged with mkdtemp (0700) and safetensors writes 0600 files; the result must look like any
+    folder the user creates."""
+    checkpoint = tmp_path / "pvt.pth"
+    torch.save(pvt_state_dict, checkpoint)
+    out = tmp_path / "converted"
+    previous = os.umask(umask)
+    try:
+        assert convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(out)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+    files = sorted(out.iterdir())
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {f.name for f in files}
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name
+
+
 @pytest.mark.parametrize(
     "edit,message",
     [
@@ -104,26 +142,32 @@ def test_key_problems_name_the_key(pvt_state_dict, edit, message):
         convert_checkpoint(broken)
 
 
-def test_no_half_written_output_on_failure(tmp_path, pvt_state_dict):
+def test_no_half_written_output_on_failure(tmp_path, pvt_state_dict, capsys):
     broken = dict(pvt_state_dict)
     broken["decoder.lateral_block4.conv.bias"] = torch.zeros(3)
     checkpoint = tmp_path / "broken.pth"
     torch.save(broken, checkpoint)
-    with pytest.raises(ValueError):
-        convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "out")])
+    assert convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "decoder.lateral_block4.conv.bias" in capsys.readouterr().err  # a message, not a traceback
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["broken.pth"]
 
 
-def test_existing_output_dir_is_not_overwritten(tmp_path, pvt_state_dict):
+def test_existing_output_dir_is_not_overwritten(tmp_path, pvt_state_dict, capsys):
     checkpoint = tmp_path / "ok.pth"
     torch.save(pvt_state_dict, checkpoint)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user data")
-    with pytest.raises(FileExistsError, match="out"):
+    with pytest.raises(SystemExit) as excinfo:  # a usage error, found before the checkpoint is read
         convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(out)])
+    assert excinfo.value.code == 2 and "not an empty folder" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "user data"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("user data")
+    with pytest.raises(SystemExit):
+        convert_main(["--checkpoint", str(checkpoint), "--output_dir", str(a_file)])
+    assert a_file.read_text() == "user data"
 
 
 def test_pickled_objects_are_refused(tmp_path):
