@@ -209,7 +209,7 @@ def saved_prediction_pairs(
 class ModelPredictor:
     """Runs a BiRefNet model and returns uint8 maps at the ground truth's size (the authors' inference)."""
 
-    def __init__(self, model_id: str, resolution: int, device: str, dtype: str, backend: str):
+    def __init__(self, model_id: str, resolution: int, device: str, dtype: str, backend: str, autocast: str = "none"):
         import torch
 
         import birefnet_hf  # noqa: F401  (registers BiRefNet with the Auto classes)
@@ -222,6 +222,7 @@ class ModelPredictor:
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
+        self.autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
         self.model = AutoModelForImageSegmentation.from_pretrained(model_id, dtype=self.dtype)
         self.model.to(self.device).eval()
         processor_class = BiRefNetImageProcessorPil if backend == "pil" else BiRefNetImageProcessor
@@ -234,7 +235,8 @@ class ModelPredictor:
 
     def predict(self, pixel_values, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         torch = self.torch
-        with torch.inference_mode():
+        autocast = torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None)
+        with torch.inference_mode(), autocast:
             logits = self.model(pixel_values.to(self.device, self.dtype)).logits
             probabilities = logits.float().sigmoid()
             maps = []
@@ -378,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="model dtype"
     )
     parser.add_argument(
+        "--autocast",
+        choices=("none", "bf16", "fp16"),
+        default="none",
+        help="run the (float32) model under torch.autocast in this precision (mixed-precision inference)",
+    )
+    parser.add_argument(
         "--preprocessing",
         choices=("pil", "torchvision"),
         default="pil",
@@ -449,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            predictor = ModelPredictor(args.model, args.resolution, device, args.dtype, args.preprocessing)
+            predictor = ModelPredictor(
+                args.model, args.resolution, device, args.dtype, args.preprocessing, args.autocast
+            )
         skeletons = SkeletonCache(args.skeleton_dir)
 
         results: dict[str, Any] = {

@@ -234,3 +234,16 @@ def test_model_mode_matches_saved_predictions(script, dataset, tmp_path, tiny_mo
     saved_map = np.array(PIL.Image.open(saved / "DIS-TE1" / gt_path.name))
     assert saved_map.shape == expected.shape
     assert np.abs(saved_map.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("precision", [["--dtype", "bfloat16"], ["--autocast", "bf16"], ["--autocast", "fp16"]])
+def test_model_mode_in_reduced_precision(script, dataset, tmp_path, tiny_model_dir, precision):
+    root, _ = dataset
+    common = ["--data-root", str(root), "--sets", "DIS-TE1", "--limit", "2", "--no-progress", "--resolution", "64",
+              "--device", "cpu", "--model", str(tiny_model_dir)]
+    assert script.main([*common, "--output-dir", str(tmp_path / "fp32")]) == 0
+    assert script.main([*common, *precision, "--output-dir", str(tmp_path / "low")]) == 0
+    full = json.loads((tmp_path / "fp32" / "results.json").read_text())["sets"]["DIS-TE1"]
+    low = json.loads((tmp_path / "low" / "results.json").read_text())["sets"]["DIS-TE1"]
+    assert low["num_images"] == 2
+    assert abs(low["mae"] - full["mae"]) < 0.02  # same predictions up to the precision's rounding

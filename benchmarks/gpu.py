@@ -1,0 +1,225 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+"""GPU inference and training-step benchmark: one table per job, medians of CUDA-event timings.
+
+    python benchmarks/gpu.py                                   # swin_v1_l, 1024, batch 1 and 8, every variant
+    python benchmarks/gpu.py --backbone swin_v1_t --batch-sizes 1 --variants bf16 cudagraph-bf16
+    python benchmarks/gpu.py --train                           # + training steps (batch 2 and 4, bf16 autocast)
+    python benchmarks/gpu.py --device cpu --size 128 --repeats 2 --batch-sizes 1 --variants fp32 autocast-bf16
+                                                                # smoke run of the script itself on a CPU
+
+Inference variants: ``fp32`` (tf32 off), ``fp32-tf32``, ``fp16`` / ``bf16`` (model cast), ``autocast-bf16`` /
+``autocast-fp16`` (float32 model under ``torch.autocast``), ``compiled-bf16`` (``torch.compile`` default mode,
+fullgraph), ``cudagraph-bf16`` (``torch.compile(mode="reduce-overhead")``: CUDA graphs, the low-latency path).
+Weights are random (timing does not depend on them). Peak memory is ``torch.cuda.max_memory_allocated`` during the
+timed calls, minus nothing (the model's weights included). The bf16 matmul rate (8192^3) gives the card's ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import statistics
+import time
+
+import torch
+
+from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
+
+INFERENCE_VARIANTS = (
+    "fp32", "fp32-tf32", "fp16", "bf16", "autocast-bf16", "autocast-fp16", "compiled-bf16", "cudagraph-bf16"
+)
+
+
+class _Timer:
+    """CUDA events on a GPU, ``perf_counter`` elsewhere; milliseconds."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def measure(self, fn, repeats: int, warmup: int) -> list[float]:
+        for _ in range(warmup):
+            fn()
+        self.synchronize()
+        times = []
+        for _ in range(repeats):
+            if self.device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                begin = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - begin) * 1e3)
+        return times
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def reset_peak(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_gib(self) -> float | None:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**30
+        return None
+
+
+def matmul_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    times = _Timer(device).measure(lambda: a @ b, repeats=10, warmup=3)
+    return 2 * 8192**3 / (statistics.median(times) / 1e3) / 1e12
+
+
+def _inference_callable(model, variant: str, x: torch.Tensor):
+    """(callable, description) for one variant; the model is a float32 copy on the device."""
+    if variant in ("fp32", "fp32-tf32"):
+        tf32 = variant == "fp32-tf32"
+
+        def run():
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            return model(pixel_values=x).logits
+
+        return run
+    if variant in ("fp16", "bf16"):
+        dtype = torch.float16 if variant == "fp16" else torch.bfloat16
+        half, xh = copy.deepcopy(model).to(dtype), x.to(dtype)
+        return lambda: half(pixel_values=xh).logits
+    if variant.startswith("autocast-"):
+        dtype = torch.float16 if variant.endswith("fp16") else torch.bfloat16
+
+        def run():
+            with torch.autocast(x.device.type, dtype=dtype):
+                return model(pixel_values=x).logits
+
+        return run
+    if variant in ("compiled-bf16", "cudagraph-bf16"):
+        half, xh = copy.deepcopy(model).to(torch.bfloat16), x.to(torch.bfloat16)
+        mode = "reduce-overhead" if variant == "cudagraph-bf16" else None
+        compiled = torch.compile(half, mode=mode, fullgraph=True, dynamic=False)
+        return lambda: compiled(pixel_values=xh).logits
+    raise ValueError(f"unknown variant {variant!r}; choose from {INFERENCE_VARIANTS}")
+
+
+def bench_inference(args, device: torch.device) -> list[dict]:
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).eval().to(device)
+    timer = _Timer(device)
+    rows = []
+    for variant in args.variants:
+        row = {"variant": variant}
+        for batch in args.batch_sizes:
+            x = torch.randn(batch, 3, args.size, args.size, device=device)
+            try:
+                with torch.inference_mode() if not variant.endswith("graph-bf16") else torch.no_grad():
+                    fn = _inference_callable(model, variant, x)
+                    timer.reset_peak()
+                    times = timer.measure(fn, args.repeats, args.warmup)
+                row[f"b{batch}"] = statistics.median(times) / batch
+                row[f"peak_b{batch}"] = timer.peak_gib()
+            except Exception as error:  # a variant that fails is a result to report, not a crash of the table
+                row[f"b{batch}"] = f"error: {type(error).__name__}: {str(error)[:80]}"
+                row[f"peak_b{batch}"] = None
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+                torch.backends.cudnn.allow_tf32 = True
+                torch._dynamo.reset()
+        rows.append(row)
+    return rows
+
+
+def bench_training(args, device: torch.device) -> list[dict]:
+    rows = []
+    timer = _Timer(device)
+    for compiled in (False, True):
+        for checkpointing in (False, True):
+            row = {"variant": f"bf16 autocast{' + compile' if compiled else ''}"
+                              f"{' + grad ckpt' if checkpointing else ''}"}
+            for batch in args.train_batch_sizes:
+                torch.manual_seed(0)
+                model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).to(device).train()
+                if checkpointing:
+                    model.gradient_checkpointing_enable()
+                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+                forward = torch.compile(model, fullgraph=True) if compiled else model
+                x = torch.randn(batch, 3, args.size, args.size, device=device)
+                labels = (torch.rand(batch, 1, args.size, args.size, device=device) > 0.5).float()
+
+                def step():
+                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                        loss = forward(pixel_values=x, labels=labels).loss
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+
+                try:
+                    timer.reset_peak()
+                    times = timer.measure(step, args.repeats, args.warmup)
+                    row[f"b{batch}"] = statistics.median(times)
+                    row[f"peak_b{batch}"] = timer.peak_gib()
+                except Exception as error:
+                    row[f"b{batch}"] = f"error: {type(error).__name__}: {str(error)[:80]}"
+                    row[f"peak_b{batch}"] = None
+                finally:
+                    del model, optimizer, forward
+                    torch._dynamo.reset()
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            rows.append(row)
+    return rows
+
+
+def _format(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def print_table(title: str, rows: list[dict], batches, unit: str) -> None:
+    print(f"\n### {title}")
+    header = "| variant | " + " | ".join(f"batch {b} {unit} (peak GiB)" for b in batches) + " |"
+    print(header)
+    print("|---|" + "---:|" * len(batches))
+    for row in rows:
+        cells = [f"{_format(row.get(f'b{b}'))} ({_format(row.get(f'peak_b{b}'))})" for b in batches]
+        print(f"| {row['variant']} | " + " | ".join(cells) + " |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="swin_v1_l")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--variants", nargs="+", default=list(INFERENCE_VARIANTS), choices=INFERENCE_VARIANTS)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--train", action="store_true", help="also time training steps")
+    parser.add_argument("--train-batch-sizes", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; torch {torch.__version__}; {args.backbone} at {args.size}x{args.size}; "
+          f"median of {args.repeats} after {args.warmup} warm-up calls")
+    ceiling = matmul_tflops(device)
+    if ceiling is not None:
+        print(f"bf16 matmul 8192^3: {ceiling:.0f} TFLOP/s")
+    with contextlib.suppress(KeyboardInterrupt):
+        print_table("Inference, ms per image", bench_inference(args, device), args.batch_sizes, "ms/img")
+        if args.train:
+            print_table("Training step (AdamW), ms per step", bench_training(args, device), args.train_batch_sizes,
+                        "ms/step")
+
+
+if __name__ == "__main__":
+    main()
