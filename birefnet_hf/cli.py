@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "synthetic": ("birefnet_hf.data.synthetic", "write a synthetic DIS5K-layout dataset"),
     "publish": ("birefnet_hf.publish", "build model folders + model cards and push them to the Hub"),
     "export": ("birefnet_hf.onnx_export", "export to ONNX (standard operators, checked against PyTorch)"),
+    "segment-dataset": ("birefnet_hf.bulk", "segment the images of a datasets dataset (shards under accelerate launch)"),
     "serve": ("birefnet_hf.server.serve", "serve background removal over HTTP (API + web page)"),
     "video": ("birefnet_hf.video", "remove the background of a video (alpha WebM/ProRes, matte, composite, PNGs)"),
 }

@@ -41,6 +41,7 @@ from transformers.utils import logging
 from .cli import interrupted_exit_code, sigterm_as_interrupt
 from .image_processing_birefnet import BiRefNetImageProcessorPil, to_rgb_image
 from .modeling_birefnet import BiRefNetForImageSegmentation
+from .bulk import ProcessShard
 from .pipelines import make_cutout
 
 logger = logging.get_logger(__name__)
@@ -699,6 +700,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     outputs = _assign_output_paths(jobs, output_dir)
     policy = "skip" if args.skip_existing else "overwrite" if args.overwrite else "replace-own"
     runnable, kept_existing = _check_existing_outputs(jobs, outputs, policy, failures)
+    shard = ProcessShard.from_environment()  # under `accelerate launch`: this process's share (see bulk.py)
+    runnable = shard.select(runnable)
 
     written = 0
     if runnable:
@@ -709,7 +712,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 model, processor = load_onnx_model_and_processor(args.model, device=args.device or "cpu")
             else:
                 model, processor = load_model_and_processor(
-                    args.model, device=args.device or _default_device(), dtype=args.dtype
+                    args.model, device=args.device or shard.default_device(), dtype=args.dtype
                 )
         except Exception as error:  # whatever fails while loading is a load error (exit 2), never a traceback
             print(f"birefnet-hf segment: cannot load model {args.model!r}: {error}", file=sys.stderr)
@@ -730,6 +733,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 )
                 bar.update(len(batch))
 
+    if shard.active:  # every process prints its share; the main process the totals, all exit alike
+        written, failures = shard.combine(written, failures)
+        if not shard.is_main_process:
+            return 1 if failures else 0
     summary = f"birefnet-hf segment: wrote {written} file(s) to {output_dir}"
     if kept_existing:
         summary += f"; kept {len(kept_existing)} existing output(s) (--skip-existing)"
