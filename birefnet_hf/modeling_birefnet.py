@@ -659,9 +659,11 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
 
     @property
     def minimum_input_size(self) -> int:
-        """Smallest side the model accepts: PVT-v2's first spatial-reduction conv (stride 8 on the stride-4 map)
-        needs 32 px, doubled when the backbone also sees the half-size image."""
-        if BACKBONE_SPECS[self.config.backbone]["family"] != "pvt_v2":
+        """Smallest side the model accepts: PVT-v2's first spatial-reduction conv (stride 8 on the stride-4 map) and
+        VGG-16's last max-pool (2x2 on the stride-16 map, no padding) need 32 px, doubled when the backbone also sees
+        the half-size image. Swin, ResNet-50 (padded stride-2 convolutions) and DINOv3 run at 32 px either way."""
+        spec = BACKBONE_SPECS[self.config.backbone]
+        if spec["family"] != "pvt_v2" and "stage_slices" not in spec:  # "stage_slices": the VGG-16 cuts
             return SIZE_DIVISOR
         return SIZE_DIVISOR * (2 if self.config.multi_scale_input != "none" else 1)
 

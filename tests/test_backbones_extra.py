@@ -181,3 +181,28 @@ def test_freeze_backbone_switch():
     assert not any(p.requires_grad for p in frozen.localization.backbone.parameters())
     assert all(p.requires_grad for p in frozen.reconstruction.parameters())
     assert BiRefNetConfig(backbone="vgg16").freezes_backbone is False
+
+
+@pytest.mark.parametrize(
+    "backbone, multi_scale_input, minimum",
+    [("vgg16", "cat", 64), ("vgg16bn", "add", 64), ("vgg16", "none", 32), ("resnet50", "cat", 32),
+     ("resnet50", "add", 32), ("dino_v3_s", "cat", 32), ("pvt_v2_b0", "cat", 64), ("swin_v1_t", "cat", 32)],
+)
+def test_minimum_input_size_of_each_backbone(backbone, multi_scale_input, minimum):
+    assert _on_meta(backbone, multi_scale_input=multi_scale_input).minimum_input_size == minimum
+
+
+@pytest.mark.parametrize("backbone, minimum", [("vgg16", 64), ("resnet50", 32)])
+def test_torchvision_backbones_run_at_their_minimum_input_size(backbone, minimum):
+    """VGG-16's last max-pool needs a 2x2 stride-16 map: 32 px, 64 px when the backbone also sees the half-size image
+    (the image-pyramid input, "cat" by default). Below the minimum the model refuses the input by name instead of
+    failing inside a max-pool; at the minimum it runs. ResNet-50 (padded stride-2 convolutions) runs at 32 px."""
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).eval()
+    assert model.minimum_input_size == minimum
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, minimum, minimum + 32)).logits
+        assert logits.shape == (1, 1, minimum, minimum + 32) and torch.isfinite(logits).all()
+        if minimum > 32:
+            with pytest.raises(ValueError, match=f"{backbone} backbone needs inputs of at least {minimum}x{minimum}"):
+                model(torch.randn(1, 3, 32, minimum))
