@@ -24,10 +24,11 @@ of the deformable convolutions (``grid_sample`` on GPU and meta, ``embedding_bag
 PyTorch) is added here at 4 multiply-accumulates per sampled value (one per bilinear corner), whichever sampler runs. On the meta device scaled-dot-product attention runs as its two matrix
 products, which are counted (on CPU tensors PyTorch's fused attention kernel has no formula and would be missed).
 Normalisation, activations, softmax, resizing and other element-wise work are not counted. MACs = counted FLOPs / 2.
-The count is of the inference forward as this package computes it: the full-resolution head runs in the cheaper
-order of :meth:`ReconstructionModule._full_resolution_head` (the same function with fewer MACs than the literal
-upsample-concatenate-convolve order), and Swin's q/k/v projection skips the padding slots of its windows (their q/k/v
-are the bias; see ``backbones._inference_block_forward``).
+The count is of the inference forward that runs on a GPU (the meta device takes the same portable path, see
+:mod:`birefnet_hf.inference_paths`): the full-resolution head runs in the cheaper order of
+:meth:`ReconstructionModule._full_resolution_head` (the same function with fewer MACs than the literal
+upsample-concatenate-convolve order), and Swin's q/k/v projection includes the padding slots of its windows, as in
+the authors' code (the CPU inference block skips them: ``window_attention.cpu_inference_block``).
 """
 
 from __future__ import annotations
