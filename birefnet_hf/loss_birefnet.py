@@ -17,6 +17,13 @@ code, since the loss weights were tuned on it:
 * The auxiliary classification loss is cross-entropy, weight 5.
 * Everything is computed in float32, with autocast switched off, also when the model runs in mixed precision.
 
+Tasks (``task`` argument, or the :attr:`BiRefNetLoss.task` attribute, e.g. ``model.criterion.task = "matting"``):
+
+* ``"dis"`` (default): the weights of the config, as above (dichotomous segmentation, salient/camouflaged objects);
+* ``"matting"``: the authors' matting loss (their ``config.py`` for ``task == "Matting"``): BCE 10 + MAE 100 +
+  SSIM 10, no IoU, on the same outputs, with the soft alpha mattes as targets (nothing binarises them); the
+  gradient and classification terms keep the config's weights.
+
 Region-level fine-tuning (RLFT, Sec. 3.6): set :attr:`BiRefNetLoss.region_level_finetuning` to ``True`` for the
 last epochs; the pixel losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms
 stay. This is the paper's "fine-tuned with the IoU loss for the last 20 epochs"; the authors' current ``train.py``
@@ -66,22 +73,49 @@ def iou_loss(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - intersection / union).sum()
 
 
+#: Loss tasks and, for each, the pixel-term weights that replace the config's (``None``: the config's own).
+LOSS_TASKS: dict[str, dict[str, float] | None] = {
+    "dis": None,
+    # The authors' config.py, task "Matting": bce 10, iou 0, mae 100, ssim 10 (and every other term 0).
+    "matting": {"bce": 10.0, "iou": 0.0, "ssim": 10.0, "mae": 100.0},
+}
+
+
 class BiRefNetLoss(nn.Module):
     """The weighted sum of BiRefNet's loss terms; returns ``(loss, terms)`` where ``terms`` holds each weighted term
-    (``bce``, ``iou``, ``ssim``, ``mae``, ``gradient``, ``classification``) summed over the supervised outputs."""
+    (``bce``, ``iou``, ``ssim``, ``mae``, ``gradient``, ``classification``) summed over the supervised outputs.
 
-    def __init__(self, config: BiRefNetConfig):
+    Args:
+        config: the model's configuration (loss weights).
+        task: ``"dis"`` (the config's weights) or ``"matting"`` (the authors' matting loss, see the module docstring);
+            can be changed later through :attr:`task`.
+    """
+
+    def __init__(self, config: BiRefNetConfig, task: str = "dis"):
         super().__init__()
-        self.weights = {
+        self.config_weights = {
             "bce": config.loss_bce_weight,
             "iou": config.loss_iou_weight,
             "ssim": config.loss_ssim_weight,
             "mae": config.loss_mae_weight,
         }
+        self.task = task
         self.gradient_weight = config.loss_gradient_weight
         self.classification_weight = config.loss_classification_weight
         self.region_level_finetuning = False
         self.register_buffer("ssim_window", gaussian_window(11, 1.5), persistent=False)
+
+    @property
+    def task(self) -> str:
+        """``"dis"`` or ``"matting"``: which pixel-term weights are in force."""
+        return self._task
+
+    @task.setter
+    def task(self, task: str) -> None:
+        if task not in LOSS_TASKS:
+            raise ValueError(f"loss task must be one of {sorted(LOSS_TASKS)}, got {task!r}")
+        self._task = task
+        self.weights = dict(LOSS_TASKS[task] or self.config_weights)
 
     def _init_buffers(self) -> None:
         """Recompute the SSIM window: it is not in checkpoints (non-persistent), so ``from_pretrained``, which builds
@@ -149,4 +183,4 @@ class BiRefNetLoss(nn.Module):
         return sum(terms.values()), terms
 
 
-__all__ = ["BiRefNetLoss", "ssim", "iou_loss", "gaussian_window"]
+__all__ = ["LOSS_TASKS", "BiRefNetLoss", "ssim", "iou_loss", "gaussian_window"]

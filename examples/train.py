@@ -49,8 +49,18 @@ Outputs under ``--output_dir`` are written to a temporary folder and renamed, so
 loadable with ``AutoModelForImageSegmentation.from_pretrained(folder, trust_remote_code=True)`` even without this
 package), ``eval_results.json`` and ``logs/`` (per-process JSON lines, TensorBoard with ``--with_tracking``).
 
-Validation (``--eval_every_epochs``) computes the DIS metrics (``birefnet_hf.metrics``) at ``--image_size`` against
-the resized masks binarised at 0.5, for model selection. Numbers comparable with the paper need the masks at their
+Fine-tuning (``examples/README.md`` walks through it): ``--init_from`` any checkpoint (a ``save_pretrained`` folder,
+a Hub repo, an authors' repository or ``.pth``; the image processor and training size follow it unless
+``--image_size`` is given), ``--task matting`` (soft alpha targets, the authors' matting loss, matting errors in
+validation), ``--freeze_backbone``, ``--lora_rank N`` (PEFT adapters on the backbone and decoder; ``*_adapter/``
+folders hold them, ``*_model/`` the merged plain model), ``--dynamic_size MIN MAX`` (random multiple-of-32 size per
+batch), ``--eval_steps N`` with ``--metric_for_best_model`` (``loss`` or any metric) and
+``--early_stopping_patience``; each validation writes ``eval_grids/step_N.png`` (image | truth | prediction). The
+reusable pieces live in :mod:`birefnet_hf.training`.
+
+Validation (``--eval_every_epochs``, ``--eval_steps``) computes the validation loss (the loss on the final map) and
+the DIS metrics (``birefnet_hf.metrics``) at ``--image_size`` against the resized masks binarised at 0.5 (and, for
+``--task matting``, SAD/MSE/Grad/Conn against the soft mattes), for model selection. Numbers comparable with the paper need the masks at their
 original resolution: evaluate the saved model afterwards (``examples/run_demo.py`` shows how).
 
 Multi-process CPU training (tests, debugging): ``accelerate launch`` starts several processes only through its
@@ -62,7 +72,7 @@ process would train alone). ``accelerate launch --cpu --num_processes 2`` runs a
 from __future__ import annotations
 
 import argparse
-import contextlib
+import copy
 import errno
 import json
 import logging
@@ -82,7 +92,7 @@ import torch
 import transformers
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -91,30 +101,40 @@ from birefnet_hf.data import (
     DISCollator,
     load_dis5k,
     load_hub_dataset,
+    load_image_mask_folder,
     make_eval_transform,
     make_train_transform,
 )
-from birefnet_hf.metrics import METRIC_NAMES, DISMetrics
+from birefnet_hf.metrics import MATTING_METRIC_NAMES
+from birefnet_hf.training.checkpointing import (
+    DiskFullError,
+    disk_full_message,
+    is_disk_full,
+    list_checkpoints,
+    read_training_state,
+    replace_folder_atomically,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from birefnet_hf.training.lora import adapters_merged, apply_lora, freeze_backbone, merge_lora
+from birefnet_hf.training.schedules import default_learning_rate, lr_decay_milestones, rlft_active
+from birefnet_hf.training.validation import (
+    VALIDATION_METRICS,
+    BestMetricTracker,
+    evaluate_model,
+    save_result_grid,
+)
 
 logger = get_logger(__name__)
 
-#: Metrics where lower is better; the others are higher-is-better.
-LOWER_IS_BETTER = ("mae", "hce")
 #: The authors' augmentations, in their order (``config.preproc_methods``); the paper uses flips only.
 AUGMENTATIONS = ("flip", "enhance", "rotate", "pepper", "crop")
-#: The paper's starting learning rate for DIS and the per-GPU batch it was tuned for.
-BASE_LEARNING_RATE = 1e-4
-REFERENCE_BATCH_SIZE = 4
-CHECKPOINT_PREFIX = "step_"
-TRAINING_STATE_FILE = "training_state.json"
 
 
 class TrainingArgumentError(ValueError):
     """Arguments that do not fit the data, the model or the checkpoint (exit code 2, like argparse's errors)."""
 
 
-class DiskFullError(OSError):
-    """A checkpoint or model could not be written because its file system is full (the partial folder is removed)."""
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -126,13 +146,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = parser.add_argument_group("data")
     source = data.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--dataset_dir", type=Path, help="a DIS5K folder (DIS-TR, DIS-VD, DIS-TE1..4) or its parent"
-    )
+        "--dataset_dir", type=Path,
+        help="a DIS5K folder (DIS-TR, DIS-VD, DIS-TE1..4) or its parent, or your own set: a folder with im/ and gt/",
+    )  # fmt: skip
     source.add_argument(
         "--dataset_name",
         help="a 🤗 dataset with image/mask columns: Hub id or local folder (load_hub_dataset)",
     )
     data.add_argument("--dataset_config_name", help="configuration (subset) of --dataset_name, if it has several")
+    data.add_argument(
+        "--validation_dir", type=Path, default=None,
+        help="with an im/gt --dataset_dir: the validation set (another im/gt folder)",
+    )  # fmt: skip
+    data.add_argument(
+        "--validation_fraction", type=float, default=0.1,
+        help="with an im/gt --dataset_dir and no --validation_dir: hold out this fraction (seeded) for validation",
+    )  # fmt: skip
     data.add_argument("--image_column", default="image", help="image column of --dataset_name")
     data.add_argument("--mask_column", default="mask", help="mask column of --dataset_name")
     data.add_argument("--train_split", default="train", help="training split (DIS5K: train = DIS-TR)")
@@ -148,8 +177,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max_eval_samples", type=int, default=None, help="use only the first N validation images"
     )
     data.add_argument(
-        "--image_size", type=int, nargs="+", default=[1024], help="training size: S or H W, multiples of 32"
-    )
+        "--image_size", type=int, nargs="+", default=None,
+        help="training size: S or H W, multiples of 32 (default: the --init_from image processor's size, else 1024); "
+        "also the saved image processor's size",
+    )  # fmt: skip
+    data.add_argument(
+        "--dynamic_size", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+        help="the authors' dynamic_size: every batch at a random size, multiples of 32 in [MIN, MAX] (e.g. 256 2304); "
+        "images are first resized to --image_size",
+    )  # fmt: skip
+    data.add_argument(
+        "--task", choices=("dis", "matting"), default="dis",
+        help="dis: the paper's loss; matting: soft alpha targets, the authors' matting loss (BCE 10 + MAE 100 + SSIM 10) "
+        "and SAD/MSE/Grad/Conn in validation",
+    )  # fmt: skip
     data.add_argument(
         "--augmentations", nargs="*", choices=AUGMENTATIONS, default=["flip"],
         help="training augmentations (paper: flip; the authors' code: flip enhance rotate pepper)",
@@ -187,6 +228,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--gradient_checkpointing", action="store_true", help="trade compute for activation memory"
     )
+    model.add_argument(
+        "--freeze_backbone", action="store_true", help="train the decoder only (the authors freeze DINOv3 backbones)"
+    )
+    model.add_argument(
+        "--lora_rank", type=int, default=0, help="train LoRA adapters of this rank (peft) instead of the weights; 0: off"
+    )
+    model.add_argument("--lora_alpha", type=float, default=None, help="LoRA scaling numerator (default: 2 * rank)")
+    model.add_argument("--lora_dropout", type=float, default=0.0)
+    model.add_argument(
+        "--lora_parts", nargs="+", choices=("backbone", "decoder"), default=["backbone", "decoder"],
+        help="where LoRA adapters go",
+    )  # fmt: skip
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument(
@@ -252,10 +305,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="validate every K epochs (and at the end); 0: end only",
     )
     run.add_argument(
+        "--eval_steps", type=int, default=None,
+        help="also validate every N optimiser steps (validation loss, DIS metrics, result grid)",
+    )  # fmt: skip
+    run.add_argument(
         "--metric_for_best_model",
-        choices=METRIC_NAMES,
+        choices=VALIDATION_METRICS,
         default="max_fm",
-        help="metric that selects best_model/",
+        help="validation score that selects best_model/ (loss, a DIS metric or, for --task matting, sad/mse/grad/conn)",
+    )
+    run.add_argument(
+        "--early_stopping_patience", type=int, default=None,
+        help="stop after N validations without improvement of --metric_for_best_model",
+    )  # fmt: skip
+    run.add_argument(
+        "--early_stopping_threshold", type=float, default=0.0,
+        help="an improvement must exceed this (in the metric's units) to count",
+    )  # fmt: skip
+    run.add_argument(
+        "--grid_images", type=int, default=4, help="images in the result grid written at every validation; 0: none"
     )
     run.add_argument(
         "--logging_steps", type=int, default=10, help="log averaged losses every N optimiser steps"
@@ -273,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--cpu", action="store_true", help="train on CPU even if an accelerator is available")
 
     args = parser.parse_args(argv)
+    args.image_size_given = args.image_size is not None
+    if args.image_size is None:
+        args.image_size = processor_size(args.init_from) or [1024]
     if len(args.image_size) == 1:
         args.image_size = args.image_size * 2
     if len(args.image_size) != 2 or any(side <= 0 or side % 32 for side in args.image_size):
@@ -299,6 +370,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     if args.dataset_dir is not None and not args.dataset_dir.is_dir():
         parser.error(f"--dataset_dir {args.dataset_dir} is not a directory")
+    if args.validation_dir is not None and not (args.validation_dir / "im").is_dir():
+        parser.error(f"--validation_dir {args.validation_dir} is not an im/gt folder (no im/ sub-folder)")
+    if not 0 <= args.validation_fraction < 1:
+        parser.error(f"--validation_fraction must lie in [0, 1), got {args.validation_fraction}")
     if args.init_from is not None and (args.use_pretrained_backbone or args.config_overrides):
         parser.error(
             "--use_pretrained_backbone and --config_overrides describe a fresh model; drop them with --init_from"
@@ -319,6 +394,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("max_train_samples", "max_eval_samples", "checkpoints_total_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("eval_steps", "early_stopping_patience"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.lora_rank < 0 or not 0 <= args.lora_dropout < 1 or args.grid_images < 0:
+        parser.error("--lora_rank and --grid_images must be >= 0 and --lora_dropout in [0, 1)")
+    if args.lora_rank and args.freeze_backbone:
+        parser.error("--freeze_backbone with --lora_rank: LoRA already freezes the weights; use --lora_parts decoder")
+    if args.dynamic_size is not None:
+        low, high = args.dynamic_size
+        if low < 32 or low > high or low % 32 or high % 32:
+            parser.error(f"--dynamic_size MIN MAX must be multiples of 32 with 32 <= MIN <= MAX, got {low} {high}")
+    if args.metric_for_best_model in MATTING_METRIC_NAMES and args.task != "matting":
+        parser.error(f"--metric_for_best_model {args.metric_for_best_model} is a matting error: add --task matting")
+    if not (math.isfinite(args.early_stopping_threshold) and args.early_stopping_threshold >= 0):
+        parser.error(f"--early_stopping_threshold must be >= 0, got {args.early_stopping_threshold}")
     if args.dataloader_num_workers < 0:
         parser.error(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}")
     if args.resume_from_checkpoint:
@@ -362,37 +452,6 @@ def parse_config_overrides(text: str | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ schedule
-def rlft_active(epoch: int, num_epochs: int, finetune_last_epochs: int) -> bool:
-    """Whether region-level fine-tuning (IoU-only pixel loss) is on in ``epoch`` (0-based) of ``num_epochs``.
-
-    The last ``finetune_last_epochs`` epochs fine-tune; the authors' ``epoch > epochs + finetune_last_epochs`` with
-    1-based epochs and a negative count is the same rule. ``0`` switches it off.
-    """
-    if finetune_last_epochs < 0 or num_epochs < 1:
-        raise ValueError(
-            f"need finetune_last_epochs >= 0 and num_epochs >= 1, got {finetune_last_epochs}, {num_epochs}"
-        )
-    return finetune_last_epochs > 0 and epoch >= num_epochs - finetune_last_epochs
-
-
-def default_learning_rate(per_device_batch_size: int, gradient_accumulation_steps: int = 1) -> float:
-    """The authors' rule: ``1e-4 * sqrt(batch / 4)``, ``batch`` = images per process and optimiser step."""
-    return BASE_LEARNING_RATE * math.sqrt(
-        per_device_batch_size * gradient_accumulation_steps / REFERENCE_BATCH_SIZE
-    )
-
-
-def lr_decay_milestones(decay_epochs: list[int], num_epochs: int, steps_per_epoch: int) -> list[int]:
-    """Optimiser steps at which the learning rate decays: after epoch ``e`` (1-based), or after epoch
-    ``num_epochs + e`` for a negative ``e`` (the authors' convention). Milestones beyond the run are dropped."""
-    milestones = set()
-    for epoch in decay_epochs:
-        end_epoch = epoch if epoch > 0 else num_epochs + epoch
-        if 0 < end_epoch < num_epochs:
-            milestones.add(end_epoch * steps_per_epoch)
-    return sorted(milestones)
-
-
 # ------------------------------------------------------------------------------------------------ data
 class SeededAugmentation(torch.utils.data.Dataset):
     """Apply a random training transform to example ``index`` with torch's CPU generator seeded by
@@ -426,7 +485,22 @@ class SeededAugmentation(torch.utils.data.Dataset):
 def load_splits(args: argparse.Namespace) -> tuple[datasets.Dataset, datasets.Dataset | None]:
     """The training and validation splits (features: image, mask, label, file_name)."""
     wanted = [args.train_split] + ([args.validation_split] if args.validation_split else [])
-    if args.dataset_dir is not None:
+    if args.dataset_dir is not None and (args.dataset_dir / "im").is_dir():
+        # your own set in the im/gt layout: a validation folder, or a seeded held-out fraction
+        train = load_image_mask_folder(args.dataset_dir)
+        validation = None
+        if args.validation_dir is not None:
+            validation = load_image_mask_folder(args.validation_dir)
+        elif args.validation_split and args.validation_fraction > 0:
+            held_out = max(1, round(len(train) * args.validation_fraction))
+            if held_out >= len(train):
+                raise TrainingArgumentError(
+                    f"--dataset_dir {args.dataset_dir} has {len(train)} image(s): too few to hold out "
+                    f"--validation_fraction {args.validation_fraction}; give --validation_dir or --validation_split none"
+                )
+            parts = train.train_test_split(test_size=held_out, seed=args.seed, shuffle=True)
+            train, validation = parts["train"], parts["test"]
+    elif args.dataset_dir is not None:
         loaded = load_dis5k(args.dataset_dir, splits=wanted)
         train, validation = loaded[list(loaded)[0]], loaded[list(loaded)[1]] if len(loaded) > 1 else None
     else:
@@ -502,143 +576,84 @@ def set_train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ saving
-def replace_folder_atomically(staging: Path, destination: Path) -> None:
-    """Move the complete folder ``staging`` to ``destination``, replacing an older one without a moment where
-    ``destination`` holds a partial folder."""
-    if destination.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
-        os.replace(destination, trash / destination.name)
-        os.replace(staging, destination)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, destination)
-
-
 def save_model(
     accelerator: Accelerator, model, image_processor, destination: Path, extra: dict | None = None
 ) -> None:
     """``save_pretrained`` of the model, image processor and modelling code into ``destination``, atomically.
-    Collective: every process must call it (FSDP gathers the weights)."""
-    state_dict = accelerator.get_state_dict(model)
+    Collective: every process must call it (FSDP gathers the weights).
+
+    A LoRA model is saved twice: its adapters the PEFT way into ``<name>_adapter/`` (``*_model`` -> ``*_adapter``;
+    load them with :func:`birefnet_hf.training.load_lora` onto the base model), and merged into the weights as a
+    plain model in ``destination``, which loads like any other checkpoint."""
+    unwrapped = accelerator.unwrap_model(model)
+    is_lora = hasattr(unwrapped, "merge_and_unload")
+    state_dict = None if is_lora else accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
-        try:
-            # The folder also works without this package, through trust_remote_code (the code is copied).
-            unwrapped.config.register_for_auto_class()
-            unwrapped.register_for_auto_class("AutoModelForImageSegmentation")
-            image_processor.register_for_auto_class("AutoImageProcessor")
-            unwrapped.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
-            image_processor.save_pretrained(staging)
-            if extra:
-                with open(staging / "eval_results.json", "w", encoding="utf-8") as handle:
-                    json.dump(extra, handle, indent=2)
-            replace_folder_atomically(staging, destination)
-        except BaseException as error:
-            disk_full = is_disk_full(error, staging)
-            shutil.rmtree(staging, ignore_errors=True)
-            if disk_full:
-                raise DiskFullError(errno.ENOSPC, disk_full_message(destination, "model")) from error
-            raise
+        plain = merge_lora(copy.deepcopy(unwrapped)) if is_lora else unwrapped
+        folders = [(plain, destination)]
+        if is_lora:
+            folders.append((unwrapped, destination.with_name(destination.name.replace("_model", "") + "_adapter")))
+        for to_save, folder in folders:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+            try:
+                if to_save is unwrapped and is_lora:
+                    to_save.save_pretrained(staging)  # adapter_config.json + adapter_model.safetensors
+                else:
+                    # The folder also works without this package, through trust_remote_code (the code is copied).
+                    to_save.config.register_for_auto_class()
+                    to_save.register_for_auto_class("AutoModelForImageSegmentation")
+                    image_processor.register_for_auto_class("AutoImageProcessor")
+                    to_save.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
+                    image_processor.save_pretrained(staging)
+                if extra:
+                    with open(staging / "eval_results.json", "w", encoding="utf-8") as handle:
+                        json.dump(extra, handle, indent=2)
+                replace_folder_atomically(staging, folder)
+            except BaseException as error:
+                disk_full = is_disk_full(error, staging)
+                shutil.rmtree(staging, ignore_errors=True)
+                if disk_full:
+                    raise DiskFullError(errno.ENOSPC, disk_full_message(folder, "model")) from error
+                raise
     accelerator.wait_for_everyone()
 
 
-#: Free bytes below which a failed write from torch's serializer (a RuntimeError, not an OSError) is put down to a full disk.
-DISK_FULL_MARGIN = 16 * 2**20
-
-
-def is_disk_full(error: BaseException, path: Path) -> bool:
-    """Whether ``error`` (raised while writing under ``path``) means the file system is full: an ``OSError`` with
-    ``ENOSPC`` anywhere in its chain, or torch's serializer failing (``PytorchStreamWriter failed writing file`` /
-    ``enforce fail at inline_container.cc``) while less than :data:`DISK_FULL_MARGIN` bytes are free."""
-    seen = error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    if isinstance(error, RuntimeError) and any(
-        marker in str(error) for marker in ("inline_container", "file write failed", "No space left")
-    ):
-        try:
-            return shutil.disk_usage(path if path.exists() else path.parent).free < DISK_FULL_MARGIN
-        except OSError:
-            return False
-    return False
-
-
-def disk_full_message(destination: Path, what: str) -> str:
-    return (
-        f"no space left on {destination.parent} while writing the {what} {destination.name}; the partial folder "
-        "was removed. Free some space (or lower --checkpoints_total_limit) and resume with "
-        "--resume_from_checkpoint latest"
-    )
-
-
-@contextlib.contextmanager
-def removed_on_failure(staging: Path, destination: Path, what: str):
-    """Remove the partial folder ``staging`` if the block fails; a full disk becomes a :class:`DiskFullError` that
-    says so (torch's own message is ``enforce fail at inline_container.cc``)."""
+def checkpoint_image_processor(init_from: str | None) -> BiRefNetImageProcessor | None:
+    """The image processor that comes with ``--init_from``: its ``preprocessor_config.json``, or for a released
+    family without one (the authors' repositories) the family's processor at its native size (2048 for
+    ``BiRefNet_HR``, ...); ``None`` for a fresh model, an authors' ``.pth`` or an unknown folder."""
+    if init_from is None or Path(init_from).is_file():
+        return None
     try:
-        yield
-    except BaseException as error:
-        disk_full = is_disk_full(error, staging)
-        shutil.rmtree(staging, ignore_errors=True)
-        if disk_full:
-            raise DiskFullError(errno.ENOSPC, disk_full_message(destination, what)) from error
-        raise
+        return BiRefNetImageProcessor.from_pretrained(init_from)
+    except (OSError, ValueError, TypeError):
+        from birefnet_hf.families import image_processor_for
+
+        return image_processor_for(init_from)
 
 
-def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
-    """Complete checkpoints (``step_N`` folders with a training state), oldest first."""
-    if not checkpoints_dir.is_dir():
-        return []
-    found = [
-        path
-        for path in checkpoints_dir.iterdir()
-        if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and path.name[len(CHECKPOINT_PREFIX) :].isdigit()
-        and (path / TRAINING_STATE_FILE).is_file()
-    ]  # fmt: skip
-    return sorted(found, key=lambda path: int(path.name[len(CHECKPOINT_PREFIX) :]))
+def processor_size(init_from: str | None) -> list[int] | None:
+    """``[height, width]`` of :func:`checkpoint_image_processor` (``longest_edge`` N gives N x N), or ``None``."""
+    processor = checkpoint_image_processor(init_from)
+    size = {key: value for key, value in dict(processor.size or {}).items() if value} if processor else {}
+    if size.get("height") and size.get("width"):
+        return [int(size["height"]), int(size["width"])]
+    if size.get("longest_edge"):
+        return [int(size["longest_edge"])] * 2
+    return None
 
 
-def save_checkpoint(
-    accelerator: Accelerator, checkpoints_dir: Path, state: dict, total_limit: int | None
-) -> Path:
-    """``accelerator.save_state`` into ``checkpoints_dir/step_N``, atomically (collective)."""
-    destination = checkpoints_dir / f"{CHECKPOINT_PREFIX}{state['completed_steps']}"
-    staging = checkpoints_dir / f".{destination.name}.partial"
-    if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    with removed_on_failure(staging, destination, "checkpoint"):
-        accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        with removed_on_failure(staging, destination, "checkpoint"):
-            with open(staging / TRAINING_STATE_FILE, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=2)
-            replace_folder_atomically(staging, destination)
-        if total_limit is not None:
-            for old in list_checkpoints(checkpoints_dir)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    logger.info(f"Saved checkpoint {destination}")
-    return destination
-
-
-def read_training_state(checkpoint: Path) -> dict[str, Any]:
-    """The ``training_state.json`` of a checkpoint folder (a clear error if it is unreadable)."""
-    path = checkpoint / TRAINING_STATE_FILE
-    try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"--resume_from_checkpoint: cannot read {path} ({error})") from None
-    if not isinstance(state, dict) or "completed_steps" not in state:
-        raise ValueError(f"--resume_from_checkpoint: {path} is not a training state of this script")
-    return state
+def make_image_processor(args: argparse.Namespace) -> BiRefNetImageProcessor:
+    """The processor saved with the model: the checkpoint's (:func:`checkpoint_image_processor`, its size kept
+    unless ``--image_size`` was given), else the default processor at the training size."""
+    size = {"height": args.image_size[0], "width": args.image_size[1]}
+    processor = checkpoint_image_processor(args.init_from)
+    if processor is None:
+        return BiRefNetImageProcessor(size=size)
+    if args.image_size_given:
+        processor.size = type(processor.size)(**size) if not isinstance(processor.size, dict) else size
+    return processor
 
 
 def check_resume_arguments(args: argparse.Namespace, state: dict[str, Any], checkpoint: Path) -> None:
@@ -663,23 +678,16 @@ def check_resume_arguments(args: argparse.Namespace, state: dict[str, Any], chec
                f"resume with the same --init_from {fresh_hint}")  # fmt: skip
     if args.init_from is None and "backbone" in state and state["backbone"] != args.backbone:
         refuse("--backbone", args.backbone, state["backbone"], f"resume with --backbone {state['backbone']} {fresh_hint}")
+    for flag, key in (("--task", "task"), ("--lora_rank", "lora_rank"), ("--freeze_backbone", "freeze_backbone"),
+                      ("--dynamic_size", "dynamic_size")):  # fmt: skip
+        given = getattr(args, key)
+        if key in state and state[key] != given:
+            refuse(flag, given, state[key], f"resume with the same {flag} {fresh_hint}")
     saved_lr = state.get("learning_rate")
     if args.learning_rate is not None and saved_lr is not None and not math.isclose(args.learning_rate, saved_lr):
         refuse("--learning_rate", f"{args.learning_rate:g}", f"{saved_lr:g}",
                "a resumed run continues the checkpoint's learning-rate schedule: drop --learning_rate, "
                f"{fresh_hint}")  # fmt: skip
-
-
-def resolve_checkpoint(resume_from: str, checkpoints_dir: Path) -> Path | None:
-    if resume_from == "latest":
-        found = list_checkpoints(checkpoints_dir)
-        return found[-1] if found else None
-    path = Path(resume_from)
-    if not (path / TRAINING_STATE_FILE).is_file():
-        raise FileNotFoundError(
-            f"--resume_from_checkpoint {path} is not a checkpoint of this script (no {TRAINING_STATE_FILE})"
-        )
-    return path
 
 
 def push_to_hub(folder: Path, args: argparse.Namespace, results: dict | None) -> str:
@@ -704,33 +712,6 @@ def push_to_hub(folder: Path, args: argparse.Namespace, results: dict | None) ->
         repo_id=repo_id, folder_path=str(folder), commit_message="Upload BiRefNet", token=args.hub_token
     )
     return repo_id
-
-
-# ------------------------------------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def evaluate(accelerator: Accelerator, model, dataloader) -> dict[str, float] | None:
-    """DIS metrics of ``model`` on ``dataloader`` (every process predicts its shard; the main process scores).
-    Returns the scores on every process."""
-    model.eval()
-    metrics = DISMetrics() if accelerator.is_main_process else None
-    for batch in tqdm(
-        dataloader, desc="Validation", disable=not accelerator.is_local_main_process, leave=False
-    ):
-        logits = model(pixel_values=batch["pixel_values"]).logits
-        predictions = (torch.sigmoid(logits.float())[:, 0] * 255).round().to(torch.uint8)
-        references = (batch["labels"][:, 0] > 0.5).to(torch.uint8) * 255
-        predictions, references = accelerator.gather_for_metrics((predictions, references))
-        if metrics is not None:
-            metrics.update_batch(predictions.cpu().numpy(), references.cpu().numpy())
-    scores = [metrics.compute() if metrics is not None else None]
-    broadcast_object_list(scores, from_process=0)
-    return scores[0]
-
-
-def is_better(value: float, best: float | None, metric: str) -> bool:
-    if best is None or math.isnan(best):
-        return not math.isnan(value)
-    return value < best if metric in LOWER_IS_BETTER else value > best
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -795,7 +776,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         batch_size=args.per_device_train_batch_size,
         shuffle=True,
         drop_last=True,  # a last batch of one image would break BatchNorm
-        collate_fn=DISCollator(return_metadata=True),
+        collate_fn=DISCollator(dynamic_size=args.dynamic_size, return_metadata=True),
         num_workers=args.dataloader_num_workers,
         generator=torch.Generator().manual_seed(args.seed),
     )
@@ -818,7 +799,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ddp_kwargs.find_unused_parameters = bool(model.config.auxiliary_classification)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    image_processor = BiRefNetImageProcessor(size={"height": image_size[0], "width": image_size[1]})
+    model.criterion.task = args.task  # matting: the authors' matting loss on the soft alpha targets
+    if args.freeze_backbone:
+        logger.info(f"Backbone frozen: {freeze_backbone(model):,} parameters")
+    if args.lora_rank:
+        model = apply_lora(model, rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                           parts=args.lora_parts)  # fmt: skip
+        freeze_batch_norm = True  # the base model's BatchNorm statistics stay as they are
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info(f"LoRA rank {args.lora_rank} on {args.lora_parts}: {trainable:,} trainable parameters")
+    image_processor = make_image_processor(args)
     learning_rate = (
         args.learning_rate
         if args.learning_rate is not None  # (not `or`: an explicit value is never replaced by the default)
@@ -826,7 +816,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     optimizer_class = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(
-        model.parameters(),
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
         lr=learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
@@ -859,7 +849,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     set_seed(args.seed, device_specific=True)
 
     # ---- resume
-    completed_steps, best_metric, best_step, history = 0, None, None, []
+    completed_steps, history = 0, []
+    tracker = BestMetricTracker(
+        args.metric_for_best_model, patience=args.early_stopping_patience, min_delta=args.early_stopping_threshold
+    )
     if args.resume_from_checkpoint:
         checkpoint = args.resume_checkpoint  # resolved and checked against the arguments by parse_args
         if checkpoint is None:
@@ -894,7 +887,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ) from None
             completed_steps = state["completed_steps"]
             learning_rate = state.get("learning_rate", learning_rate)
-            best_metric, best_step, history = state["best_metric"], state["best_step"], state["history"]
+            history = state["history"]
+            tracker.load_state_dict({"best": state["best_metric"], "best_step": state["best_step"],
+                                     "evaluations_without_improvement": state.get("evaluations_without_improvement", 0)})  # fmt: skip
             logger.info(f"Resumed from {checkpoint} at step {completed_steps}")
 
     total_batch_size = total_batch * args.gradient_accumulation_steps
@@ -914,6 +909,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + (f"; now {lr_scheduler.get_last_lr()[0]:g}" if completed_steps else "")
     )
     logger.info(f"  Region-level fine-tuning in the last {args.finetune_last_epochs} epoch(s)")
+    logger.info(
+        f"  Task = {args.task}, dynamic sizes = {args.dynamic_size}, freeze backbone = {args.freeze_backbone}, "
+        f"LoRA rank = {args.lora_rank}"
+    )
 
     if completed_steps == 0 and list_checkpoints(checkpoints_dir):
         logger.warning(
@@ -940,14 +939,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {
             "completed_steps": completed_steps, "epoch": epoch, "steps_per_epoch": steps_per_epoch,
             "num_processes": accelerator.num_processes, "total_batch_size": total_batch_size,
-            "best_metric": best_metric, "best_step": best_step, "history": history,
+            "best_metric": tracker.best, "best_step": tracker.best_step, "history": history,
+            "evaluations_without_improvement": tracker.evaluations_without_improvement,
             # what check_resume_arguments compares with a resumed run's arguments
             "backbone": model_config.backbone, "image_size": list(image_size), "learning_rate": learning_rate,
-            "init_from": args.init_from,
+            "init_from": args.init_from, "task": args.task, "lora_rank": args.lora_rank,
+            "freeze_backbone": args.freeze_backbone, "dynamic_size": args.dynamic_size,
         }  # fmt: skip
 
+    def validate(epoch: int) -> dict[str, float]:
+        """Validation loss and metrics, the result grid, best_model/; every process calls it."""
+        with adapters_merged(unwrapped_model):  # the CPU inference kernels read the (merged) weights directly
+            results, samples = evaluate_model(accelerator, model, eval_dataloader, task=args.task,
+                                              grid_images=args.grid_images)  # fmt: skip
+        history.append({"epoch": epoch, "step": completed_steps, "metrics": results})
+        logger.info(f"validation at epoch {epoch} step {completed_steps}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))  # fmt: skip
+        if samples and accelerator.is_main_process:
+            grid = save_result_grid(samples, output_dir / "eval_grids" / f"step_{completed_steps}.png")
+            logger.info(f"result grid (image | truth | prediction): {grid}")
+        if args.with_tracking:
+            accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=completed_steps)
+        if tracker.update(results, completed_steps):
+            save_model(accelerator, model, image_processor, output_dir / "best_model",
+                       {"step": completed_steps, "epoch": epoch, **results})  # fmt: skip
+        set_train_mode(model, freeze_batch_norm)
+        return results
+
+    stop_early = False
+
     for epoch in range(starting_epoch, num_epochs):
-        if completed_steps >= max_train_steps:
+        if completed_steps >= max_train_steps or stop_early:
             break
         unwrapped_model.criterion.region_level_finetuning = rlft_active(
             epoch, num_epochs, args.finetune_last_epochs
@@ -985,7 +1007,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress_bar.update(1)
             rank_log.write(json.dumps({
                 "step": completed_steps, "epoch": epoch, "rank": accelerator.process_index,
-                "loss": loss.item(), "files": file_names,
+                "loss": loss.item(), "files": file_names, "size": list(batch["pixel_values"].shape[-2:]),
                 "region_level_finetuning": unwrapped_model.criterion.region_level_finetuning,
             }) + "\n")  # fmt: skip
             if completed_steps % args.logging_steps == 0 or completed_steps == max_train_steps:
@@ -1009,28 +1031,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 save_checkpoint(
                     accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit
                 )
+            if eval_dataloader is not None and args.eval_steps and completed_steps % args.eval_steps == 0:
+                eval_results = validate(epoch)
+                stop_early = tracker.should_stop
+            if (
+                args.checkpointing_steps not in (None, "epoch")
+                and completed_steps % int(args.checkpointing_steps) == 0
+            ):
+                save_checkpoint(
+                    accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit
+                )
                 last_checkpoint_step = completed_steps
-            if completed_steps >= max_train_steps:
+            if completed_steps >= max_train_steps or stop_early:
                 break
 
         # ---- end of epoch: validation, best model, epoch checkpoint
-        last_epoch = epoch == num_epochs - 1 or completed_steps >= max_train_steps
+        last_epoch = epoch == num_epochs - 1 or completed_steps >= max_train_steps or stop_early
         due = args.eval_every_epochs and (epoch + 1) % args.eval_every_epochs == 0
-        if eval_dataloader is not None and (due or last_epoch):
-            eval_results = evaluate(accelerator, model, eval_dataloader)
-            history.append({"epoch": epoch, "step": completed_steps, "metrics": eval_results})
+        last_evaluated_step = history[-1]["step"] if history else None
+        if eval_dataloader is not None and (due or last_epoch) and last_evaluated_step != completed_steps:
+            eval_results = validate(epoch)
+            stop_early = stop_early or tracker.should_stop
+        if stop_early:
             logger.info(
-                f"epoch {epoch} step {completed_steps}: "
-                + ", ".join(f"{k}={v:.4f}" for k, v in eval_results.items())
+                f"Early stopping at step {completed_steps}: {args.metric_for_best_model} has not improved for "
+                f"{tracker.evaluations_without_improvement} validation(s) (best {tracker.best} at step "
+                f"{tracker.best_step})"
             )
-            if args.with_tracking:
-                accelerator.log({f"eval/{k}": v for k, v in eval_results.items()}, step=completed_steps)
-            value = eval_results[args.metric_for_best_model]
-            if is_better(value, best_metric, args.metric_for_best_model):
-                best_metric, best_step = value, completed_steps
-                save_model(accelerator, model, image_processor, output_dir / "best_model",
-                           {"step": completed_steps, "epoch": epoch, **eval_results})  # fmt: skip
-            set_train_mode(model, freeze_batch_norm)
         if args.checkpointing_steps == "epoch" and last_checkpoint_step != completed_steps:
             save_checkpoint(accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit)
             last_checkpoint_step = completed_steps
@@ -1052,8 +1079,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "completed_steps": completed_steps,
         "train_runtime_s": time.time() - start_time,
         "num_processes": accelerator.num_processes,
-        "best_metric": best_metric,
-        "best_step": best_step,
+        "best_metric": tracker.best,
+        "best_step": tracker.best_step,
+        "stopped_early": stop_early,
         "metric_for_best_model": args.metric_for_best_model,
         "history": history,
     }

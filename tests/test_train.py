@@ -351,7 +351,7 @@ def test_two_gloo_processes_train_one_model(synthetic_root, tmp_path):
     )
     summary = json.loads((output_dir / "eval_results.json").read_text())
     assert summary["num_processes"] == 2 and summary["completed_steps"] == 3
-    assert set(summary["history"][-1]["metrics"]) == {"sm", "wfm", "mae", "max_fm", "mean_fm", "adp_fm",
+    assert set(summary["history"][-1]["metrics"]) == {"loss", "sm", "wfm", "mae", "max_fm", "mean_fm", "adp_fm",
                                                       "max_em", "mean_em", "adp_em", "hce"}  # fmt: skip
     assert (output_dir / "best_model" / "model.safetensors").is_file()
     config = json.loads((output_dir / "final_model" / "config.json").read_text())

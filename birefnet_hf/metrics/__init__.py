@@ -3,7 +3,8 @@
 * :class:`DISMetrics` - streaming evaluator (``update(pred, gt)`` / ``compute()``), for scripts and training loops;
 * :func:`load_dis_metrics` - the same as an ``evaluate`` metric (``add_batch`` / ``compute``), loaded offline from
   the module file shipped with the package (:data:`DIS_METRICS_PATH`);
-* :mod:`birefnet_hf.metrics.measures` - the per-image measures.
+* :mod:`birefnet_hf.metrics.measures` - the per-image measures;
+* :class:`MattingMetrics` - alpha-matting errors SAD, MSE, Grad, Conn (:mod:`birefnet_hf.metrics.matting`).
 
 Scores (keys of ``compute()``): ``sm``, ``wfm``, ``mae``, ``max_fm``, ``mean_fm``, ``adp_fm``, ``max_em``,
 ``mean_em``, ``adp_em``, ``hce``.
@@ -16,6 +17,7 @@ from typing import Any
 
 from .evaluator import METRIC_NAMES, DISMetrics, evaluate_pairs
 from .inputs import prediction_to_uint8, prepare_pair, reference_to_mask
+from .matting import MATTING_METRIC_NAMES, MattingMetrics
 from .measures import compute_image_measures, skeletonize_mask
 
 #: Path of the ``evaluate`` module script (``evaluate.load(str(DIS_METRICS_PATH))``).
@@ -23,8 +25,10 @@ DIS_METRICS_PATH = Path(__file__).with_name("dis_metrics.py")
 
 __all__ = [
     "DIS_METRICS_PATH",
+    "MATTING_METRIC_NAMES",
     "METRIC_NAMES",
     "DISMetrics",
+    "MattingMetrics",
     "compute_image_measures",
     "evaluate_pairs",
     "load_dis_metrics",
