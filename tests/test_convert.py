@@ -100,7 +100,8 @@ def test_wrong_backbone_flag_names_the_backbone_not_a_decoder_width(pvt_state_di
 def test_cli_reports_a_wrong_backbone_with_exit_code_2(tmp_path, pvt_state_dict, capsys):
     checkpoint = tmp_path / "pvt.pth"
     torch.save(pvt_state_dict, checkpoint)
-    code = cli_main(["convert", "--checkpoint", str(checkpoint), "--backbone", "swin_v1_l", "--output_dir", str(tmp_path / "o")])
+    arguments = ["--checkpoint", str(checkpoint), "--backbone", "swin_v1_l", "--output_dir", str(tmp_path / "o")]
+    code = cli_main(["convert", *arguments])
     assert code == 2
     assert "--backbone swin_v1_l does not match" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -260,7 +260,7 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(model_dir, tmp_path):
 
 
 def test_output_folders_follow_the_umask(model_dir, tmp_path, capsys):
-    source = _save_photo(tmp_path / "in" / "sub" / "x.jpg", 16, 16)
+    _save_photo(tmp_path / "in" / "sub" / "x.jpg", 16, 16)
     out = tmp_path / "out"
     previous = os.umask(0o027)
     try:
