@@ -57,4 +57,24 @@ def use_cpu_inference_kernels(tensor: torch.Tensor, module: nn.Module | None = N
     )
 
 
-__all__ = ["is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]
+def compile_for_inference(model: nn.Module, backend: str | None = None) -> nn.Module:
+    """Compile ``model`` in place for repeated inference at a few fixed input sizes and return it.
+
+    One graph per input size (``dynamic=False``, ``fullgraph=True``: the whole forward is one graph, see
+    ``tests/test_compile.py``). On CUDA the graph is replayed as a CUDA graph (``mode="reduce-overhead"``): the
+    low-latency batch-1 path, where an eager forward is bound by kernel launches. Elsewhere inductor's default mode.
+    ``backend`` overrides the compiler backend (tests use ``"aot_eager"``). The first call of each size compiles
+    (seconds to minutes); outputs of a CUDA-graph call are overwritten by the next call, so copy what you keep.
+    """
+    parameter = next(model.parameters(), None)
+    on_cuda = parameter is not None and parameter.device.type == "cuda"
+    options: dict = {"fullgraph": True, "dynamic": False}
+    if backend is not None:
+        options["backend"] = backend
+    elif on_cuda:
+        options["mode"] = "reduce-overhead"
+    model.compile(**options)
+    return model
+
+
+__all__ = ["compile_for_inference", "is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]

@@ -115,3 +115,25 @@ def test_device_path_has_no_host_synchronisation(backbone, train):
             outputs = model(x, labels=labels)
     assert outputs.logits.device.type == "meta"
     assert traffic.host_ops == []
+
+
+def test_compile_for_inference_keeps_the_model_usable_by_pipelines():
+    from transformers import pipeline
+
+    from birefnet_hf import BiRefNetImageProcessor
+    from birefnet_hf.inference_paths import compile_for_inference
+
+    torch._dynamo.reset()
+    model = _model("pvt_v2_b0").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x).logits
+        compiled = compile_for_inference(model, backend="aot_eager")
+        assert compiled is model and isinstance(compiled, BiRefNetForImageSegmentation)
+        assert torch.allclose(model(x).logits, expected, atol=1e-4)
+    processor = BiRefNetImageProcessor(size={"height": 64, "width": 64})
+    segmenter = pipeline("background-removal", model=model, image_processor=processor)
+    import PIL.Image
+
+    result = segmenter(PIL.Image.new("RGB", (80, 48), (120, 30, 200)))
+    assert result["matte"].size == (80, 48)
