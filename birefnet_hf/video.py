@@ -351,7 +351,7 @@ def _frame_batches(
 class _AudioWriter:
     """Copies (or re-encodes) one audio stream into an output container."""
 
-    def __init__(self, av: Any, output: Any, input_stream: Any, suffix: str):
+    def __init__(self, output: Any, input_stream: Any, suffix: str):
         self.input_stream = input_stream
         self.output = output
         codec_name = input_stream.codec_context.name
@@ -577,7 +577,7 @@ def _run_encoded(
     try:
         width, height = video_stream.codec_context.width, video_stream.codec_context.height
         writer = _VideoWriter(av, output, encoding, video_stream, width, height)
-        audio = _AudioWriter(av, output, audio_stream, suffix) if audio_stream is not None else None
+        audio = _AudioWriter(output, audio_stream, suffix) if audio_stream is not None else None
         frames = 0
         for frame, rgb, matte in _segmented_frames(
             source, video_stream, audio_stream, audio or (lambda packet: None), model, processor, resolution,
@@ -606,7 +606,7 @@ def _run_png(
     audio_output = audio = None
     if audio_stream is not None:
         audio_output = av.open(os.fspath(staging / PNG_SEQUENCE_AUDIO), mode="w", format="matroska")
-        audio = _AudioWriter(av, audio_output, audio_stream, ".mka")
+        audio = _AudioWriter(audio_output, audio_stream, ".mka")
     try:
         frames = 0
         digits = max(6, len(str(total or 0)))

@@ -286,7 +286,7 @@ def test_a_failure_midway_leaves_the_previous_output(clip, loaded, tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.webm"]
 
 
-def test_odd_frame_sizes_are_padded_for_h264(loaded, tmp_path, monkeypatch):
+def test_odd_frame_sizes_are_padded_for_h264(loaded, tmp_path):
     model, processor = loaded
     clip = make_clip(tmp_path / "odd.mkv", frames=2, width=33, height=21, audio=False, codec="ffv1",
                      pix_fmt="yuv444p")  # fmt: skip
