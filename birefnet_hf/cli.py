@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     if command not in SUBCOMMANDS:
         print(f"birefnet-hf: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from .cpu_budget import apply_cpu_budget
+
+    apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
     module = importlib.import_module(SUBCOMMANDS[command][0])
     try:
         with sigterm_as_interrupt():

@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForImageSegmentation, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .cpu_budget import apply_cpu_budget
 from .image_processing_birefnet import to_rgb_image
 
 __all__ = ["BackgroundRemovalPipeline", "register_pipelines", "BACKGROUND_REMOVAL_TASK"]
@@ -63,6 +64,11 @@ class BackgroundRemovalPipeline(Pipeline):
     _load_image_processor = True
     _load_feature_extractor = False
     _load_tokenizer = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.device.type == "cpu":
+            apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
 
     def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
         if kwargs:

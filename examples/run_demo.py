@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
+from birefnet_hf.cpu_budget import apply_cpu_budget
 from birefnet_hf.data import generate_synthetic_dis5k, load_dis5k, parse_dis5k_class_name
 from birefnet_hf.metrics import METRIC_NAMES, DISMetrics
 
@@ -171,6 +172,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args, train_extra = parse_args(argv)
     logging.set_verbosity_info()
+    apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
     output_dir: Path = args.output_dir
     if output_dir.exists() and any(output_dir.iterdir()):
         if not args.overwrite:

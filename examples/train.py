@@ -97,6 +97,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from birefnet_hf import BACKBONE_SPECS, BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
+from birefnet_hf.cpu_budget import apply_cpu_budget
 from birefnet_hf.data import (
     DISCollator,
     load_dis5k,
@@ -744,6 +745,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.set_verbosity_error()
+    if accelerator.device.type == "cpu":
+        apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
 
     set_seed(args.seed)  # the same initial weights on every process
     if accelerator.is_main_process:
