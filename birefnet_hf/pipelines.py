@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from transformers import AutoModelForImageSegmentation, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from . import cutout as cutout_ops
 from .cpu_budget import apply_cpu_budget
 from .image_processing_birefnet import to_rgb_image
 
@@ -55,7 +57,15 @@ class BackgroundRemovalPipeline(Pipeline):
 
     - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `round(255 * p)` with p = sigmoid(logits) bilinearly
       resized to the input's size (the paper's evaluation protocol).
-    - **cutout** (`PIL.Image`, mode "RGBA"): the input's RGB with the matte as alpha channel.
+    - **cutout** (`PIL.Image`, mode "RGBA"): the foreground colours with the matte as alpha channel. By default the
+      colours of soft edges are blur-fusion estimates (`cutout.estimate_foreground`), free of the old background's
+      tint; `refine_foreground=False` keeps the input's RGB.
+    - **composite** (`PIL.Image`, mode "RGB"; only with `background=...`): the cut-out on a new background.
+
+    Call arguments (also accepted when the pipeline is built): `refine_foreground` (default True), `max_side`
+    (downscale inputs so their longest side is at most N), matte post-processing `threshold`, `dilate`, `erode`,
+    `feather` (pixels) and `alpha_matting` (pymatting), applied in the order of `segment.MatteOptions`, and
+    `background` ("white", "#RRGGBB", "blur", an (r, g, b) tuple, an image file or a PIL image).
 
     Batching (`batch_size=N`) needs images resized to one size (the processor's default fixed size).
     """
@@ -70,10 +80,50 @@ class BackgroundRemovalPipeline(Pipeline):
         if self.device.type == "cpu":
             apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
 
-    def _sanitize_parameters(self, **kwargs: Any) -> tuple[dict, dict, dict]:
+    def _sanitize_parameters(
+        self,
+        refine_foreground: bool | None = None,
+        max_side: int | None = None,
+        threshold: float | None = None,
+        dilate: int | None = None,
+        erode: int | None = None,
+        feather: int | None = None,
+        alpha_matting: bool | None = None,
+        background: Any = None,
+        **kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments: {sorted(kwargs)}")
-        return {}, {}, {}
+        preprocess_params = {}
+        if max_side is not None:
+            if int(max_side) != max_side or max_side < 1:
+                raise ValueError(f"max_side must be a positive integer, got {max_side}.")
+            preprocess_params["max_side"] = int(max_side)
+        if threshold is not None and not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {threshold}.")
+        for name, value in (("dilate", dilate), ("erode", erode), ("feather", feather)):
+            if value is not None and (int(value) != value or value < 0):
+                raise ValueError(f"{name} must be a non-negative number of pixels, got {value}.")
+        if isinstance(background, str):
+            background = cutout_ops.parse_background(background)
+        if isinstance(background, os.PathLike):
+            background = to_rgb_image(background)
+        if alpha_matting:
+            cutout_ops.import_pymatting()
+        postprocess_params = {
+            name: value
+            for name, value in (
+                ("refine_foreground", refine_foreground),
+                ("threshold", threshold),
+                ("dilate", dilate),
+                ("erode", erode),
+                ("feather", feather),
+                ("alpha_matting", alpha_matting),
+                ("background", background),
+            )
+            if value is not None
+        }
+        return preprocess_params, {}, postprocess_params
 
     def __call__(
         self, inputs: Any, **kwargs: Any
@@ -87,8 +137,8 @@ class BackgroundRemovalPipeline(Pipeline):
             return []  # transformers' batching would index the first item
         return super().__call__(inputs, **kwargs)
 
-    def preprocess(self, image: Any) -> dict[str, Any]:
-        image = to_rgb_image(image)
+    def preprocess(self, image: Any, max_side: int | None = None) -> dict[str, Any]:
+        image = cutout_ops.fit_max_side(to_rgb_image(image), max_side)
         model_inputs = self.image_processor(images=image, return_tensors="pt")
         model_inputs = model_inputs.to(self.dtype)
         model_inputs["target_size"] = [(image.height, image.width)]
@@ -101,12 +151,36 @@ class BackgroundRemovalPipeline(Pipeline):
         outputs = self.model(pixel_values=model_inputs["pixel_values"])
         return {"logits": outputs.logits, "target_size": target_size, "image": image}
 
-    def postprocess(self, model_outputs: dict[str, Any]) -> dict[str, PIL.Image.Image]:
+    def postprocess(
+        self,
+        model_outputs: dict[str, Any],
+        refine_foreground: bool = True,
+        threshold: float | None = None,
+        dilate: int = 0,
+        erode: int = 0,
+        feather: int = 0,
+        alpha_matting: bool = False,
+        background: Any = None,
+    ) -> dict[str, PIL.Image.Image]:
         matte = self.image_processor.post_process_alpha(
             model_outputs["logits"], target_sizes=model_outputs["target_size"], output_dtype=torch.uint8
-        )[0]
-        matte_image = PIL.Image.fromarray(matte.numpy(), mode="L")
-        return {"matte": matte_image, "cutout": make_cutout(model_outputs["image"][0], matte_image)}
+        )[0].numpy()
+        image = model_outputs["image"][0]
+        if threshold is not None or dilate or erode:
+            matte = cutout_ops.postprocess_matte(matte, threshold=threshold, dilate=dilate, erode=erode)
+        if alpha_matting:
+            matte = cutout_ops.refine_alpha_matting(image, matte)
+        if feather:
+            matte = cutout_ops.postprocess_matte(matte, feather=feather)
+        rgba = cutout_ops.cutout_rgba(image, matte, refine_foreground=refine_foreground)
+        result = {"matte": PIL.Image.fromarray(matte, mode="L"), "cutout": PIL.Image.fromarray(rgba, mode="RGBA")}
+        if background is not None:
+            if isinstance(background, str) and background == "blur":
+                background = cutout_ops.blurred_background(image)
+            result["composite"] = PIL.Image.fromarray(
+                cutout_ops.composite(rgba[..., :3], matte, background), mode="RGB"
+            )
+        return result
 
 
 def register_pipelines() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import os
 import re
@@ -41,6 +42,7 @@ from transformers.utils import logging
 from .cli import interrupted_exit_code, sigterm_as_interrupt
 from .image_processing_birefnet import BiRefNetImageProcessorPil, to_rgb_image
 from .modeling_birefnet import BiRefNetForImageSegmentation
+from . import cutout as cutout_ops
 from .bulk import ProcessShard
 from .pipelines import make_cutout
 
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 #: What `birefnet-hf segment --format` can write (always PNG).
-OUTPUT_FORMATS = ("mask", "alpha", "rgba", "overlay")
+OUTPUT_FORMATS = ("mask", "alpha", "rgba", "overlay", "fg")
 #: File extensions picked up when a folder is given (explicitly named files are always tried).
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -105,11 +107,44 @@ class BackgroundRemovalResult:
 
     image: PIL.Image.Image
     matte: PIL.Image.Image
+    #: Estimate the foreground colours of soft edges (blur fusion, `cutout.estimate_foreground`) for `cutout`,
+    #: `composite` and `foreground`; False keeps the photo's own (background-tinted) colours.
+    refine_foreground: bool = True
+    #: Where foreground estimation and compositing run (e.g. "cuda"; default: the CPU).
+    device: str | torch.device | None = None
+
+    @functools.cached_property
+    def foreground(self) -> PIL.Image.Image:
+        """The foreground colours ("RGB", computed once on access): blur-fusion estimates where the matte is soft
+        (background colour removed from the edges), or `image` itself when `refine_foreground` is False."""
+        if not self.refine_foreground:
+            return self.image
+        foreground = cutout_ops.estimate_foreground(self.image, self.matte, device=self.device)
+        return PIL.Image.fromarray(foreground, mode="RGB")
 
     @property
     def cutout(self) -> PIL.Image.Image:
-        """The RGBA cut-out: `image` with `matte` as alpha (computed on access)."""
-        return make_cutout(self.image, self.matte)
+        """The RGBA cut-out: `foreground` with `matte` as alpha (computed on access)."""
+        if not self.refine_foreground:
+            return make_cutout(self.image, self.matte)
+        # Estimate straight into the RGBA buffer unless `foreground` was computed already (one full-size copy less).
+        known = "foreground" in self.__dict__
+        rgba = cutout_ops.cutout_rgba(
+            self.foreground if known else self.image, self.matte, refine_foreground=not known, device=self.device
+        )
+        return PIL.Image.fromarray(rgba, mode="RGBA")
+
+    def composite(self, background: Any) -> PIL.Image.Image:
+        """The foreground on a new background ("RGB"): an (r, g, b) colour, a colour string ("white", "#RRGGBB"),
+        "blur" (the photo itself, blurred), or an image / image file (scaled to cover the photo, centred)."""
+        if isinstance(background, str):
+            background = cutout_ops.parse_background(background)
+        if isinstance(background, str) and background == "blur":
+            background = cutout_ops.blurred_background(self.image)
+        elif isinstance(background, (str, os.PathLike)):
+            background = to_rgb_image(background)
+        composite = cutout_ops.composite(self.foreground, self.matte, background, device=self.device)
+        return PIL.Image.fromarray(composite, mode="RGB")
 
     def mask(self, threshold: float = 0.5) -> PIL.Image.Image:
         """Binary mask ("L", 0 or 255): 255 where the foreground probability exceeds `threshold`."""
@@ -122,14 +157,18 @@ class BackgroundRemovalResult:
         tinted = PIL.Image.blend(self.image, PIL.Image.new("RGB", self.image.size, color), opacity)
         return PIL.Image.composite(tinted, self.image, self.matte)
 
-    def render(self, output_format: str, threshold: float = 0.5) -> PIL.Image.Image:
-        """The image written by `birefnet-hf segment --format output_format`."""
+    def render(self, output_format: str, threshold: float = 0.5, background: Any = None) -> PIL.Image.Image:
+        """The image written by `birefnet-hf segment --format output_format [--background background]`."""
+        if background is not None and output_format != "rgba":
+            raise ValueError(f"A background applies to the 'rgba' format, not {output_format!r}.")
         if output_format == "mask":
             return self.mask(threshold)
         if output_format == "alpha":
             return self.matte
         if output_format == "rgba":
-            return self.cutout
+            return self.cutout if background is None else self.composite(background)
+        if output_format == "fg":
+            return self.foreground
         if output_format == "overlay":
             return self.overlay()
         raise ValueError(f"Unknown output format {output_format!r}; choose one of {OUTPUT_FORMATS}.")
@@ -242,6 +281,81 @@ def _batched(items: Sequence[Any], batch_size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + batch_size]
 
 
+@dataclass
+class MatteOptions:
+    """What happens to a matte after the model, in this order (see [`remove_background`]):
+
+    1. `refine_crops`: re-segment full-resolution crops (`crop_size` pixels, default the model's input side)
+       around the object's boundary and blend them in (`cutout.refine_matte_in_crops`; `crop_batch_size` crops
+       per forward pass), for photos much larger than the model's input;
+    2. `threshold` (binarise), `dilate`, `erode` (pixels; `cutout.postprocess_matte`);
+    3. `alpha_matting`: closed-form alpha matting in a trimap's unknown band (`cutout.refine_alpha_matting`,
+       needs `pymatting`);
+    4. `feather` (pixels).
+    """
+
+    threshold: float | None = None
+    dilate: int = 0
+    erode: int = 0
+    feather: int = 0
+    alpha_matting: bool = False
+    refine_crops: bool = False
+    crop_size: int | None = None
+    crop_batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}.")
+        for name in ("dilate", "erode", "feather"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a non-negative number of pixels, got {value}.")
+        if self.crop_size is not None and self.crop_size < 32:
+            raise ValueError(f"crop_size must be at least 32 pixels, got {self.crop_size}.")
+
+
+def _model_side(processor: Any, size: dict | None) -> int:
+    """The longest side of the model input (for full-resolution crops seen 1:1)."""
+    size = dict(size if size is not None else processor.size)
+    if size.get("height") and size.get("width"):
+        return int(max(size["height"], size["width"]))
+    return int(size.get("longest_edge") or 1024)
+
+
+def _finish_matte(
+    model: torch.nn.Module,
+    processor: Any,
+    size: dict | None,
+    image: PIL.Image.Image,
+    matte: PIL.Image.Image,
+    options: MatteOptions,
+    progress: bool = False,
+) -> PIL.Image.Image:
+    """Apply `options` ([`MatteOptions`]) to one model matte."""
+    if options.refine_crops:
+        crop_size = options.crop_size or _model_side(processor, size)
+        if max(image.size) > crop_size:
+            side = 32 * max(2, round(crop_size / 32))  # the model needs multiples of 32, at least 64
+            crop_model_size = {"height": side, "width": side}
+
+            def predict(crops: list[PIL.Image.Image]) -> list[np.ndarray]:
+                return [np.asarray(m) for m in _predict_mattes(model, processor, crops, crop_model_size)]
+
+            refined = cutout_ops.refine_matte_in_crops(
+                image, np.asarray(matte), predict, crop_size, batch_size=options.crop_batch_size, progress=progress
+            )
+            matte = PIL.Image.fromarray(refined, mode="L")
+    if options.threshold is not None or options.dilate or options.erode:
+        matte = cutout_ops.postprocess_matte(
+            matte, threshold=options.threshold, dilate=options.dilate, erode=options.erode
+        )
+    if options.alpha_matting:
+        matte = cutout_ops.refine_alpha_matting(image, matte, progress=progress)
+    if options.feather:
+        matte = cutout_ops.postprocess_matte(matte, feather=options.feather)
+    return matte
+
+
 def remove_background(
     images: Any,
     model: str | os.PathLike | PreTrainedModel,
@@ -252,6 +366,15 @@ def remove_background(
     dtype: str | torch.dtype | None = None,
     resolution: int | Sequence[int] | dict | None = None,
     progress: bool = False,
+    refine_foreground: bool = True,
+    max_side: int | None = None,
+    threshold: float | None = None,
+    dilate: int = 0,
+    erode: int = 0,
+    feather: int = 0,
+    alpha_matting: bool = False,
+    refine_crops: bool = False,
+    crop_size: int | None = None,
 ) -> BackgroundRemovalResult | list[BackgroundRemovalResult]:
     """Segment the foreground of photos with BiRefNet and return mattes and cut-outs.
 
@@ -267,16 +390,26 @@ def remove_background(
         resolution: model input size for this call: an int (square), (height, width) (multiples of 32) or a
             size dict such as `{"longest_edge": 1280}`; default: the processor's.
         progress (`bool`): show a progress bar.
+        refine_foreground (`bool`, defaults to True): the cut-out's colours are blur-fusion estimates of the
+            foreground (no background fringe in soft edges); False keeps the photo's colours.
+        max_side (`int`, *optional*): downscale each photo (Lanczos) so its longest side is at most this, before
+            anything else; the results have that size.
+        threshold, dilate, erode, feather, alpha_matting, refine_crops, crop_size: matte post-processing, see
+            [`MatteOptions`] (threshold in [0, 1); dilate / erode / feather in pixels).
 
     Returns:
-        A [`BackgroundRemovalResult`] (`.matte`, `.cutout`, `.mask()`, `.overlay()`) for a single image, or a
-        list of them for a list.
+        A [`BackgroundRemovalResult`] (`.matte`, `.cutout`, `.foreground`, `.composite(background)`, `.mask()`,
+        `.overlay()`) for a single image, or a list of them for a list.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if isinstance(model, (str, os.PathLike)) and device is None:
         device = _default_device()
+    options = MatteOptions(threshold, dilate, erode, feather, alpha_matting, refine_crops, crop_size, batch_size)
+    if max_side is not None and (int(max_side) != max_side or max_side < 1):
+        raise ValueError(f"max_side must be a positive integer, got {max_side}.")
     model, processor = load_model_and_processor(model, processor, device=device, dtype=dtype)
+    model_device = _model_device_and_dtype(model)[0]
     size = _size_from_resolution(resolution)
 
     single = not isinstance(images, (list, tuple)) and not (
@@ -286,11 +419,14 @@ def remove_background(
     results: list[BackgroundRemovalResult] = []
     with tqdm(total=len(items), unit="img", disable=not progress, desc="remove background") as bar:
         for batch in _batched(items, batch_size):
-            rgb_images = [to_rgb_image(item) for item in batch]
+            rgb_images = [cutout_ops.fit_max_side(to_rgb_image(item), max_side) for item in batch]
             for image, matte in zip(
                 rgb_images, _predict_mattes(model, processor, rgb_images, size), strict=True
             ):
-                results.append(BackgroundRemovalResult(image=image, matte=matte))
+                matte = _finish_matte(model, processor, size, image, matte, options)
+                results.append(
+                    BackgroundRemovalResult(image, matte, refine_foreground=refine_foreground, device=model_device)
+                )
             bar.update(len(batch))
     return results[0] if single else results
 
@@ -536,6 +672,16 @@ def _parse_resolution(text: str) -> dict:
     return {"height": height, "width": width}
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of pixels, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -565,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-f",
         choices=OUTPUT_FORMATS,
         default="rgba",
-        help="mask: binary 0/255; alpha: soft matte; rgba: cut-out (default); overlay: tinted preview",
+        help="mask: binary 0/255; alpha: soft matte; rgba: cut-out (default); overlay: tinted preview; "
+        "fg: the estimated foreground colours (RGB, for use with the alpha matte)",
     )
     parser.add_argument(
         "--batch-size", "-b", type=_positive_int, default=1, help="images per forward pass (default 1)"
@@ -596,7 +743,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the aspect ratio: longest side about N, both sides multiples of 32",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="foreground probability for --format mask"
+        "--threshold",
+        type=float,
+        default=None,
+        help="binarise the matte at this foreground probability (default: soft matte; 0.5 for --format mask)",
+    )
+    cutout_group = parser.add_argument_group("cut-out options")
+    cutout_group.add_argument(
+        "--no-refine-foreground",
+        dest="refine_foreground",
+        action="store_false",
+        help="keep the photo's colours in soft edges (default: blur-fusion foreground colour estimation removes "
+        "the old background's tint)",
+    )
+    cutout_group.add_argument(
+        "--background",
+        default=None,
+        metavar="white|#RRGGBB|IMAGE|blur",
+        help="--format rgba: composite onto this colour, image file (scaled to cover) or the blurred photo "
+        "(writes RGB)",
+    )
+    for name, help_ in (
+        ("--dilate", "grow the matte by N pixels"),
+        ("--erode", "shrink the matte by N pixels (after --dilate)"),
+        ("--feather", "soften the matte's edge over N pixels (last step)"),
+    ):
+        cutout_group.add_argument(name, type=_non_negative_int, default=0, metavar="N", help=help_)
+    cutout_group.add_argument(
+        "--alpha-matting",
+        action="store_true",
+        help="refine the soft edge with closed-form alpha matting in a trimap's unknown band (needs pymatting: "
+        "pip install 'birefnet-hf[matting]')",
+    )
+    cutout_group.add_argument(
+        "--max-side", type=_positive_int, default=None, metavar="N", help="downscale outputs to at most N pixels"
+    )
+    cutout_group.add_argument(
+        "--refine-crops",
+        action="store_true",
+        help="large photos: re-run the model on full-resolution crops around the object's edge and blend them",
+    )
+    cutout_group.add_argument(
+        "--crop-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="--refine-crops crop side in photo pixels (default: the model's input side)",
     )
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument(
@@ -622,6 +814,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass
+class _CutoutSettings:
+    """The cut-out options of one `birefnet-hf segment` run."""
+
+    options: MatteOptions
+    refine_foreground: bool = True
+    background: Any = None  # None, an (r, g, b) colour, "blur" or an RGB PIL image
+    max_side: int | None = None
+
+
 def _process_batch(
     jobs: Sequence[_Job],
     outputs: dict[Path, Path],
@@ -632,12 +834,14 @@ def _process_batch(
     threshold: float,
     compress_level: int,
     failures: list[tuple[str, str]],
+    settings: _CutoutSettings | None = None,
 ) -> int:
     """Load, segment and write one batch; failing files are appended to `failures`. Returns files written."""
+    settings = settings or _CutoutSettings(MatteOptions())
     loaded: list[tuple[_Job, PIL.Image.Image]] = []
     for job in jobs:
         try:
-            loaded.append((job, to_rgb_image(job.source)))
+            loaded.append((job, cutout_ops.fit_max_side(to_rgb_image(job.source), settings.max_side)))
         except (OSError, ValueError, TypeError) as error:
             failures.append((str(job.source), str(error)))
     if not loaded:
@@ -651,21 +855,73 @@ def _process_batch(
         # Retry one by one so a single bad image does not take the whole batch down.
         return sum(
             _process_batch(
-                [job], outputs, model, processor, size, output_format, threshold, compress_level, failures
+                [job],
+                outputs,
+                model,
+                processor,
+                size,
+                output_format,
+                threshold,
+                compress_level,
+                failures,
+                settings,
             )
             for job, _ in loaded
         )
     written = 0
     for (job, image), matte in zip(loaded, mattes, strict=True):
-        result = BackgroundRemovalResult(image=image, matte=matte)
         try:
-            write_image_atomically(
-                result.render(output_format, threshold), outputs[job.source], compress_level
+            matte = _finish_matte(model, processor, size, image, matte, settings.options)
+            result = BackgroundRemovalResult(
+                image,
+                matte,
+                refine_foreground=settings.refine_foreground,
+                device=_model_device_and_dtype(model)[0],
             )
+            rendered = result.render(
+                output_format, 0.5 if threshold is None else threshold, settings.background
+            )
+        except (RuntimeError, ValueError, MemoryError) as error:
+            failures.append((str(job.source), f"post-processing failed: {error}"))
+            continue
+        try:
+            write_image_atomically(rendered, outputs[job.source], compress_level)
             written += 1
         except OSError as error:
             failures.append((str(job.source), f"cannot write {outputs[job.source]}: {error}"))
     return written
+
+
+def _cutout_settings(args: argparse.Namespace) -> _CutoutSettings:
+    """Check and resolve the cut-out options (usage errors raise ValueError / OSError / ImportError)."""
+    background = None
+    if args.background is not None:
+        if args.format != "rgba":
+            raise ValueError(f"--background applies to --format rgba, not {args.format!r}")
+        try:
+            background = cutout_ops.parse_background(args.background)
+        except ValueError as error:
+            raise ValueError(f"--background: {error}") from None
+        if isinstance(background, Path):
+            try:
+                background = to_rgb_image(background)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"--background: cannot read {str(background)!r}: {error}") from None
+    if args.alpha_matting:
+        cutout_ops.import_pymatting()
+    if args.crop_size is not None and not args.refine_crops:
+        raise ValueError("--crop-size needs --refine-crops")
+    options = MatteOptions(
+        threshold=args.threshold,
+        dilate=args.dilate,
+        erode=args.erode,
+        feather=args.feather,
+        alpha_matting=args.alpha_matting,
+        refine_crops=args.refine_crops,
+        crop_size=args.crop_size,
+        crop_batch_size=args.batch_size,
+    )
+    return _CutoutSettings(options, args.refine_foreground, background, args.max_side)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -684,8 +940,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0.0 <= args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
         print(f"birefnet-hf segment: --threshold must be in [0, 1), got {args.threshold}", file=sys.stderr)
+        return 2
+    try:
+        settings = _cutout_settings(args)
+    except (OSError, ValueError, ImportError) as error:
+        print(f"birefnet-hf segment: {error}", file=sys.stderr)
         return 2
     output_dir: Path = args.output_dir
     problem = _output_dir_problem(output_dir)
@@ -730,6 +991,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                     args.threshold,
                     args.png_compress_level,
                     failures,
+                    settings,
                 )
                 bar.update(len(batch))
 

@@ -12,6 +12,7 @@ import torch
 from transformers import pipeline
 
 import birefnet_hf
+from birefnet_hf import cutout as cutout_ops
 from birefnet_hf import (
     BackgroundRemovalPipeline,
     BiRefNetForImageSegmentation,
@@ -114,7 +115,11 @@ def test_background_removal_pipeline_is_registered_and_returns_cutout_and_matte(
     assert cutout.size == matte.size == image.size
     rgba = np.asarray(cutout)
     assert np.array_equal(rgba[..., 3], np.asarray(matte))
-    assert np.array_equal(rgba[..., :3], np.asarray(image))
+    # By default the colours are blur-fusion estimates; refine_foreground=False keeps the photo's.
+    refined = cutout_ops.estimate_foreground(np.asarray(image), np.asarray(matte))
+    assert np.array_equal(rgba[..., :3], refined)
+    plain = remover(image, refine_foreground=False)["cutout"]
+    assert np.array_equal(np.asarray(plain)[..., :3], np.asarray(image))
     expected = (reference_probabilities(model_and_processor, image) * 255).round().numpy()
     assert np.abs(np.asarray(matte).astype(int) - expected).max() <= 1
 

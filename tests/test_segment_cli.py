@@ -88,6 +88,7 @@ def test_formats_and_rgba_alpha_equals_the_matte(model_dir, photos, tmp_path, ca
             output_format,
             "-b",
             "2",
+            "--no-refine-foreground",
         )
         assert code == 0
         assert _files(out) == ["a.png", "b.png"]
@@ -98,7 +99,7 @@ def test_formats_and_rgba_alpha_equals_the_matte(model_dir, photos, tmp_path, ca
     alpha_values = np.asarray(alpha)
     assert np.array_equal(np.asarray(rgba)[..., 3], alpha_values)
     assert np.array_equal(np.asarray(mask), np.where(alpha_values > 127, 255, 0))
-    # The cut-out keeps the colours the model saw: RGBA input composited onto white.
+    # With --no-refine-foreground the cut-out keeps the colours the model saw: RGBA input composited onto white.
     source = np.asarray(PIL.Image.open(photos / "b.png")).astype(float)
     composited = np.rint(source[..., :3] * 200 / 255 + 255 * (1 - 200 / 255))
     assert np.abs(np.asarray(rgba)[..., :3] - composited).max() <= 1
