@@ -294,3 +294,9 @@ def test_odd_frame_sizes_are_padded_for_h264(loaded, tmp_path):
                                            background="white")  # fmt: skip
     frames, _, _, _ = decode(tmp_path / "odd.mp4")
     assert result.width == 33 and len(frames) == 2 and frames[0].shape[:2] == (22, 34)
+    assert result.audio is None  # the clip has no audio stream
+
+    preview = video.remove_video_background(
+        clip, tmp_path / "first.webm", model, processor=processor, max_frames=1
+    )
+    assert preview.frames == 1 and len(decode(tmp_path / "first.webm")[0]) == 1
