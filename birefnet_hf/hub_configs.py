@@ -1,6 +1,8 @@
 """The per-size files that ``birefnet-hf publish`` puts on the Hub, generated from code.
 
-For each published backbone size (:data:`HUB_SIZES`) the repository's ``hub_configs/<size>/`` folder holds
+For each published backbone size (:data:`HUB_SIZES`), each further backbone the authors' code supports
+(:data:`EXTRA_SIZES`: ``vgg16``, ``vgg16bn``, ``resnet50``, ``dino_v3_*``) and each released family
+(``hub_configs/families/<name>/``, see below) the repository's ``hub_configs/<size>/`` folder holds
 
 * ``config.json``: ``BiRefNetConfig(backbone=size)`` as ``save_pretrained`` writes it (``architectures`` set), minus
   the ``transformers_version`` stamp (``save_pretrained`` adds the installed version when a model folder is built);
@@ -14,10 +16,19 @@ The folder is (re)written with::
     python -m birefnet_hf.hub_configs --output-dir hub_configs      # or: birefnet-hf publish --write-hub-configs DIR
     python -m birefnet_hf.hub_configs --output-dir hub_configs --check   # exit 1 if the files drifted from the code
 
+A released family's folder (:func:`render_family_config_files`, from :mod:`birefnet_hf.families`) holds the
+family's ``config.json`` (its backbone and the switches its checkpoint implies), ``preprocessor_config.json`` at its
+native size (2048x2048 for ``BiRefNet_HR``, 1440x2560 for ``BiRefNet_lite-2K``, ``{"longest_edge": 2304}`` for
+``BiRefNet_dynamic``'s size rule, ...) and ``card.yaml`` with the family's facts: use, licence (RMBG-2.0: CC BY-NC 4.0,
+gated), native size, parameters and MACs *at that size* (for the dynamic family: a square image at the longest edge
+the rule produces), and the authors' published figures labelled as quotes. ``birefnet-hf publish --family NAME``
+builds a converted repository from them.
+
 ``tests/test_hub_configs.py`` checks that the committed files are exactly what this module produces.
 
-How the numbers are measured (:func:`count_parameters`, :func:`count_macs`): the model is built on PyTorch's
-``meta`` device (shapes only, no memory, no arithmetic) and run once in inference mode on a 1x3x1024x1024 input under
+How the numbers are measured (:func:`count_parameters`, :func:`count_macs`, :class:`MetaMeasurements`): the model is
+built on PyTorch's ``meta`` device (shapes only, no memory, no arithmetic; also the 6.7 B-parameter ``dino_v3_7b``)
+and run once in inference mode on a 1x3x1024x1024 input (a family's native size for its folder) under
 :class:`torch.utils.flop_counter.FlopCounterMode`. PyTorch counts convolutions and matrix products (linear layers,
 attention, the weight product of the deformable convolutions) at 2 FLOPs per multiply-accumulate; the bilinear sampling
 of the deformable convolutions (``grid_sample`` on GPU and meta, ``embedding_bag`` on CPU, which have no formula in
@@ -38,7 +49,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +72,27 @@ HUB_SIZES: tuple[str, ...] = (
     "pvt_v2_b2",
     "pvt_v2_b5",
 )
+
+#: The other backbones of the authors' code (torchvision CNNs and DINOv3 ViTs): ``hub_configs/<size>/`` entries with
+#: measured parameters and MACs (``dino_v3_7b`` on the meta device only), publishable with ``--only`` but not by
+#: default (no trained weights of the authors use them yet).
+EXTRA_SIZES: tuple[str, ...] = (
+    "vgg16",
+    "vgg16bn",
+    "resnet50",
+    "dino_v3_s",
+    "dino_v3_s_plus",
+    "dino_v3_b",
+    "dino_v3_l",
+    "dino_v3_h_plus",
+    "dino_v3_7b",
+)
+
+#: Every backbone size with a ``hub_configs/<size>/`` folder.
+ALL_SIZES: tuple[str, ...] = HUB_SIZES + EXTRA_SIZES
+
+#: Sub-folder of ``hub_configs/`` holding one folder per released family (:data:`birefnet_hf.families.FAMILIES`).
+FAMILIES_FOLDER = "families"
 
 #: Files of one ``hub_configs/<size>/`` folder.
 HUB_CONFIG_FILES: tuple[str, ...] = ("config.json", "preprocessor_config.json", "card.yaml")
@@ -104,16 +136,40 @@ _BACKBONE_NAMES = {
     "pvt_v2_b1": "PVT-v2-B1",
     "pvt_v2_b2": "PVT-v2-B2",
     "pvt_v2_b5": "PVT-v2-B5",
+    "vgg16": "VGG-16",
+    "vgg16bn": "VGG-16-BN",
+    "resnet50": "ResNet-50",
+    "dino_v3_s": "DINOv3 ViT-S/16",
+    "dino_v3_s_plus": "DINOv3 ViT-S+/16",
+    "dino_v3_b": "DINOv3 ViT-B/16",
+    "dino_v3_l": "DINOv3 ViT-L/16",
+    "dino_v3_h_plus": "DINOv3 ViT-H+/16",
+    "dino_v3_7b": "DINOv3 ViT-7B/16",
 }
 
 _FAMILY_NAMES = {
     "swin": "Swin Transformer v1 (Liu et al., ICCV 2021)",
     "pvt_v2": "Pyramid Vision Transformer v2 (Wang et al., CVMJ 2022)",
+    "dinov3": "DINOv3 (Simeoni et al., 2025), a self-supervised Vision Transformer",
+    "vgg16": "VGG (Simonyan and Zisserman, ICLR 2015), torchvision's implementation",
+    "vgg16bn": "VGG with BatchNorm (Simonyan and Zisserman, ICLR 2015), torchvision's implementation",
+    "resnet50": "ResNet (He et al., CVPR 2016), torchvision's implementation",
 }
 
 _PRETRAINING = {
     "ms_in22k_ft_in1k": "ImageNet-22k, fine-tuned on ImageNet-1k",
     "in1k": "ImageNet-1k",
+    "lvd1689m": "LVD-1689M (1.7 B web images, self-supervised)",
+}
+
+#: What the card says about how a backbone is used, beyond the common description.
+_BACKBONE_NOTES = {
+    "dinov3": (
+        " The DINOv3 backbone is frozen during training, as in the authors' code; its single-stride (16) features of "
+        "four blocks go through the authors' pyramid neck, which resizes them to strides 4-32 and maps them to "
+        "Swin-L's widths."
+    ),
+    "torchvision": " The backbone is the authors' four-stage cut (conv1..conv4, strides 4-32) of torchvision's network.",
 }
 
 #: Table 7 of the paper ("Comparison of different DIS methods on the performance, efficiency, and model complexity"),
@@ -287,6 +343,48 @@ def count_macs(config: BiRefNetConfig, resolution: Sequence[int] = RESOLUTION, m
     return flops // 2
 
 
+#: Measures ``(parameters, MACs)`` of a configuration at a (height, width) resolution.
+Measure = Callable[[BiRefNetConfig, Sequence[int]], tuple[int, int]]
+
+
+def _architecture_key(config: BiRefNetConfig) -> str:
+    """The configuration without the fields that do not change the forward pass (loss weights, labels, names)."""
+    data = config.to_dict()
+    for name in list(data):
+        if name.startswith("loss_") or name in ("architectures", "transformers_version", "id2label", "label2id"):
+            data.pop(name)
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+class MetaMeasurements:
+    """Parameter and MAC counts on the meta device (:func:`count_parameters`, :func:`count_macs`), each model built
+    once and each (architecture, resolution) counted once: many families share a backbone and a size (eleven are
+    Swin-L at 1024x1024, differing only in loss weights), so one generation run measures each distinct model once.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+        self._counts: dict[tuple[str, tuple[int, int]], tuple[int, int]] = {}
+
+    def __call__(self, config: BiRefNetConfig, resolution: Sequence[int]) -> tuple[int, int]:
+        key = _architecture_key(config)
+        resolution = (int(resolution[0]), int(resolution[1]))
+        if (key, resolution) not in self._counts:
+            if key not in self._models:
+                self._models[key] = _build_on_meta(config)
+            model = self._models[key]
+            parameters = sum(parameter.numel() for parameter in model.parameters())
+            self._counts[key, resolution] = (parameters, count_macs(config, resolution, model=model))
+        return self._counts[key, resolution]
+
+
+def macs_counting_note(resolution: Sequence[int] = RESOLUTION) -> str:
+    """How the MACs of a card were counted, for an input of ``resolution`` (height, width)."""
+    if tuple(resolution) == tuple(RESOLUTION):
+        return MACS_COUNTING_NOTE
+    return MACS_COUNTING_NOTE.replace("1x3x1024x1024", f"1x3x{int(resolution[0])}x{int(resolution[1])}")
+
+
 # --------------------------------------------------------------------------------------------------- contents
 def hub_config(size: str) -> BiRefNetConfig:
     """The published configuration of ``size``."""
@@ -305,49 +403,80 @@ def config_json(config: BiRefNetConfig) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def preprocessor_config_json() -> str:
-    """``preprocessor_config.json`` text of the default BiRefNet image processor."""
+def preprocessor_config_json(size: dict[str, int] | None = None) -> str:
+    """``preprocessor_config.json`` text of the default BiRefNet image processor (with ``size``, at that size)."""
     from .image_processing_birefnet import BiRefNetImageProcessor
 
-    return BiRefNetImageProcessor().to_json_string()
+    return (BiRefNetImageProcessor() if size is None else BiRefNetImageProcessor(size=dict(size))).to_json_string()
+
+
+def _torchvision_pretraining(builder_name: str) -> str:
+    """The ImageNet weights the authors' code (and ``use_pretrained_backbone``) takes: torchvision's ``DEFAULT``."""
+    from torchvision import models
+
+    weights = models.get_model_weights(getattr(models, builder_name)).DEFAULT
+    return f"ImageNet-1k (torchvision weights {weights.name})"
 
 
 def backbone_facts(size: str) -> dict[str, Any]:
     spec = BACKBONE_SPECS[size]
+    if spec["family"] == "torchvision":
+        return {
+            "name": _BACKBONE_NAMES[size],
+            "family": _FAMILY_NAMES[size],
+            "torchvision_name": spec["torchvision_name"],
+            "pretraining": _torchvision_pretraining(spec["torchvision_name"]),
+            "channels": list(spec["channels"]),
+        }
     tag = spec["timm_name"].split(".", 1)[1]
-    return {
+    facts = {
         "name": _BACKBONE_NAMES[size],
         "family": _FAMILY_NAMES[spec["family"]],
         "timm_name": spec["timm_name"],
         "pretraining": _PRETRAINING.get(tag, tag),
         "channels": list(spec["channels"]),
     }
+    if spec["family"] == "dinov3":
+        from .configuration_birefnet import PYRAMID_NECK_CHANNELS
+
+        facts["out_indices"] = list(spec["out_indices"])
+        facts["pyramid_neck_channels"] = list(PYRAMID_NECK_CHANNELS)
+        facts["frozen"] = True
+    return facts
 
 
-def card_facts(size: str) -> dict[str, Any]:
-    """The model-card facts of ``size`` (the content of ``card.yaml``), measuring parameters and MACs."""
+def backbone_library_name(backbone: dict[str, Any]) -> str:
+    """``timm `name``` or ``torchvision `name``` of a card's backbone facts."""
+    if "torchvision_name" in backbone:
+        return f"torchvision `{backbone['torchvision_name']}`"
+    return f"timm `{backbone['timm_name']}`"
+
+
+def _architecture_description(backbone: dict[str, Any], size: str) -> str:
+    return (
+        f"BiRefNet with a {backbone['name']} backbone ({backbone['family']}, pre-trained on "
+        f"{backbone['pretraining']}) for high-resolution dichotomous image segmentation: one foreground "
+        "probability per pixel. The localization module (backbone with image-pyramid input, context feature "
+        "fusion and a squeeze block) finds the object; the reconstruction module (reconstruction blocks with "
+        "deformable convolutions) recovers its fine structure with the bilateral reference: patches of the "
+        "full-resolution image fed to every decoder stage (inward reference) and gradient-aware attention "
+        "(outward reference)." + _BACKBONE_NOTES.get(BACKBONE_SPECS[size]["family"], "")
+    )
+
+
+def card_facts(size: str, measure: Measure | None = None) -> dict[str, Any]:
+    """The model-card facts of ``size`` (the content of ``card.yaml``), measuring parameters and MACs with
+    ``measure`` (default: a fresh :class:`MetaMeasurements`)."""
     config = hub_config(size)
     backbone = backbone_facts(size)
-    model = _build_on_meta(config)
+    parameters, macs = (measure or MetaMeasurements())(config, RESOLUTION)
     facts: dict[str, Any] = {
         "size": size,
         "title": f"BiRefNet ({backbone['name']})",
-        "description": (
-            f"BiRefNet with a {backbone['name']} backbone ({backbone['family']}, pre-trained on "
-            f"{backbone['pretraining']}) for high-resolution dichotomous image segmentation: one foreground "
-            "probability per pixel. The localization module (backbone with image-pyramid input, context feature "
-            "fusion and a squeeze block) finds the object; the reconstruction module (reconstruction blocks with "
-            "deformable convolutions) recovers its fine structure with the bilateral reference: patches of the "
-            "full-resolution image fed to every decoder stage (inward reference) and gradient-aware attention "
-            "(outward reference)."
-        ),
+        "description": _architecture_description(backbone, size),
         "backbone": backbone,
-        "parameters": sum(parameter.numel() for parameter in model.parameters()),
-        "macs": {
-            "resolution": list(RESOLUTION),
-            "value": count_macs(config, RESOLUTION, model=model),
-            "counted": MACS_COUNTING_NOTE,
-        },
+        "parameters": parameters,
+        "macs": {"resolution": list(RESOLUTION), "value": macs, "counted": MACS_COUNTING_NOTE},
         "input_resolution": list(RESOLUTION),
         "training_data": dict(TRAINING_DATA),
         "intended_use": INTENDED_USE,
@@ -365,6 +494,115 @@ def card_facts(size: str) -> dict[str, Any]:
     return facts
 
 
+#: Intended use of a family, by its ``use``.
+_FAMILY_USES = {
+    "general": (
+        "General-use foreground segmentation: background removal and cut-outs of everyday photos (objects, people, "
+        "animals, products), with fine structures such as hair, wires and thin branches; a soft matte or a binary "
+        "mask of the salient foreground."
+    ),
+    "matting": (
+        "Trimap-free image matting: a soft alpha matte of the foreground (hair, fur, semi-transparent edges) for "
+        "compositing, without a trimap or any other user input."
+    ),
+    "portrait": "Portrait matting: soft alpha mattes of the people in a photo, for compositing and background edits.",
+    "DIS": (
+        "Dichotomous image segmentation of DIS5K-style images (one dominant object, pixel-accurate binary mask); the "
+        "checkpoint to compare with the paper's DIS results."
+    ),
+    "COD": "Camouflaged object detection: segmenting objects that blend into their surroundings (COD10K / CAMO-style images).",
+    "HRSOD": "High-resolution salient object detection: the salient object(s) of large photos (HRSOD / UHRSD-style).",
+}
+
+
+def family_resolution(family) -> tuple[int, int]:
+    """(height, width) at which a family's parameters and MACs are given: its fixed size, or for a dynamic family
+    the square image at the longest edge its rule produces (the most expensive input of the rule)."""
+    rule = family.size
+    if rule.kind == "fixed":
+        return int(rule.height), int(rule.width)
+    return int(rule.longest_edge), int(rule.longest_edge)
+
+
+def family_card_facts(name: str, measure: Measure | None = None) -> dict[str, Any]:
+    """The model-card facts of the released family ``name`` (``hub_configs/families/<name>/card.yaml``): the registry's
+    facts (:mod:`birefnet_hf.families`) plus parameters and MACs measured at the family's native size."""
+    from .families import family_config, get_family
+
+    family = get_family(name)
+    config = family_config(family)
+    backbone = backbone_facts(family.backbone)
+    resolution = family_resolution(family)
+    parameters, macs = (measure or MetaMeasurements())(config, resolution)
+    rule = family.size
+    counted = macs_counting_note(resolution)
+    if rule.kind == "dynamic":
+        counted += (
+            f" The dynamic size rule gives other inputs other counts; this is the square {resolution[0]}x"
+            f"{resolution[1]} image, the largest input the rule produces."
+        )
+    title = f"{family.name} (BiRefNet, {backbone['name']}, {rule.describe().split(' (')[0].split(':')[0]})"
+    if family.hub_id.split("/")[0] != "ZhengPeng7":
+        title = f"{family.name} (BiRefNet architecture, {backbone['name']})"
+    if rule.kind == "fixed":
+        resize = f"Images are resized to {rule.height}x{rule.width} (height x width), the size it was trained at"
+        limitation = (
+            f"{resize}: structures thinner than about one pixel at that scale are lost, and images of another "
+            "aspect ratio are distorted by the resize; other sizes (the processor's `size`) are outside its training "
+            "distribution."
+        )
+    else:
+        limitation = (
+            f"Images keep their aspect ratio and are resized so that the longer side is {rule.longest_edge} "
+            f"(trained on sides from {rule.min_side} to {rule.max_side}); a smaller `longest_edge` is faster and "
+            "loses fine detail."
+        )
+    limitations = [
+        limitation,
+        "Transparent, reflective and camouflaged objects, and low-contrast boundaries, are the typical failure cases.",
+        "Not evaluated for fairness across people; do not use it to make decisions about people.",
+    ]
+    if not family.commercial_use:
+        limitations.insert(0, f"Non-commercial use only ({family.license}); see the licence section.")
+    facts: dict[str, Any] = {
+        "family": family.name,
+        "hub_id": family.hub_id,
+        "size": family.backbone,
+        "title": title,
+        "description": f"{family.description} {_architecture_description(backbone, family.backbone)}",
+        "use": family.use,
+        "backbone": backbone,
+        "parameters": parameters,
+        "macs": {"resolution": list(resolution), "value": macs, "counted": counted},
+        "input_resolution": list(resolution),
+        "input_size": {
+            "kind": rule.kind,
+            "rule": rule.describe(),
+            "processor_size": rule.processor_size(),
+            **({"trained_sides": [rule.min_side, rule.max_side]} if rule.kind == "dynamic" else {}),
+        },
+        "config_switches": {key: value for key, value in family.config_switches},
+        "training_data": {
+            "description": family.training_data
+            if family.training_data is not None
+            else "Not stated in the sources read (see not_found).",
+            "source": "the authors' release (see sources)",
+        },
+        "intended_use": _FAMILY_USES[family.use],
+        "limitations": limitations,
+        "license": family.license,
+        "license_note": family.license_note,
+        "gated": family.gated,
+        "commercial_use": family.commercial_use,
+        "quoted_figures": [figure.as_dict() for figure in family.figures],
+        "sources": list(family.sources),
+        "not_found": list(family.not_found),
+        "paper": dict(PAPER),
+        "citation": CITATION,
+    }
+    return facts
+
+
 class _CardDumper(yaml.SafeDumper):
     """YAML dumper writing multi-line strings as literal blocks."""
 
@@ -379,26 +617,56 @@ _CardDumper.add_representer(str, _represent_str)
 
 def card_yaml(facts: dict[str, Any]) -> str:
     """``card.yaml`` text: a header comment, then the facts in a stable order."""
+    subject = f"the released family {facts['family']}" if "family" in facts else f"BiRefNet {facts['size']}"
     header = (
-        f"# Model-card facts of BiRefNet {facts['size']}, generated by `python -m birefnet_hf.hub_configs`.\n"
+        f"# Model-card facts of {subject}, generated by `python -m birefnet_hf.hub_configs`.\n"
         "# Do not edit by hand: change birefnet_hf/hub_configs.py and regenerate.\n"
     )
     return header + yaml.dump(facts, Dumper=_CardDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def render_hub_config_files(size: str) -> dict[str, str]:
+def render_hub_config_files(size: str, measure: Measure | None = None) -> dict[str, str]:
     """``{file name: text}`` of ``hub_configs/<size>/``."""
     return {
         "config.json": config_json(hub_config(size)),
         "preprocessor_config.json": preprocessor_config_json(),
-        "card.yaml": card_yaml(card_facts(size)),
+        "card.yaml": card_yaml(card_facts(size, measure)),
     }
+
+
+def render_family_config_files(name: str, measure: Measure | None = None) -> dict[str, str]:
+    """``{file name: text}`` of ``hub_configs/families/<name>/``: the family's config, its image processor at the
+    native size (or its dynamic rule) and its card facts."""
+    from .families import family_config, get_family
+
+    family = get_family(name)
+    return {
+        "config.json": config_json(family_config(family)),
+        "preprocessor_config.json": preprocessor_config_json(family.size.processor_size()),
+        "card.yaml": card_yaml(family_card_facts(family.name, measure)),
+    }
+
+
+def _entries(sizes: Iterable[str], families: Iterable[str]) -> list[tuple[str, Callable[[Measure], dict[str, str]]]]:
+    """``(folder relative to hub_configs/, renderer)`` for the selected sizes and families, checked."""
+    from .families import get_family
+
+    entries = []
+    for size in sizes:
+        _check_size(size)
+        entries.append((size, lambda measure, size=size: render_hub_config_files(size, measure)))
+    for name in families:
+        family = get_family(name)
+        entries.append(
+            (f"{FAMILIES_FOLDER}/{family.name}", lambda measure, name=family.name: render_family_config_files(name, measure))
+        )
+    return entries
 
 
 # ------------------------------------------------------------------------------------------------------ files
 def _check_size(size: str) -> None:
-    if size not in HUB_SIZES:
-        raise ValueError(f"unknown size {size!r}; published sizes are {', '.join(HUB_SIZES)}.")
+    if size not in ALL_SIZES:
+        raise ValueError(f"unknown size {size!r}; the sizes with hub configs are {', '.join(ALL_SIZES)}.")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -413,30 +681,42 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_hub_configs(output_dir: str | os.PathLike, sizes: Iterable[str] = HUB_SIZES) -> list[Path]:
-    """(Re)write ``output_dir/<size>/`` for ``sizes``; every file is replaced atomically. Returns the written paths."""
+def write_hub_configs(
+    output_dir: str | os.PathLike,
+    sizes: Iterable[str] = HUB_SIZES,
+    families: Iterable[str] = (),
+    measure: Measure | None = None,
+) -> list[Path]:
+    """(Re)write ``output_dir/<size>/`` for ``sizes`` and ``output_dir/families/<name>/`` for ``families``; every file
+    is replaced atomically. Returns the written paths."""
     from tqdm.auto import tqdm
 
     output_dir = Path(output_dir)
-    sizes = list(sizes)
-    for size in sizes:
-        _check_size(size)
+    entries = _entries(sizes, families)
+    measure = measure or MetaMeasurements()
     written = []
-    for size in tqdm(sizes, desc="hub configs", unit="size"):
-        for name, text in render_hub_config_files(size).items():
-            path = output_dir / size / name
+    for folder, render in tqdm(entries, desc="hub configs", unit="folder"):
+        for name, text in render(measure).items():
+            path = output_dir / folder / name
             _write_text_atomic(path, text)
             written.append(path)
     return written
 
 
-def diff_hub_configs(output_dir: str | os.PathLike, sizes: Iterable[str] = HUB_SIZES) -> list[str]:
-    """Files under ``output_dir`` that are missing or differ from what the code produces (empty: in sync)."""
+def diff_hub_configs(
+    output_dir: str | os.PathLike,
+    sizes: Iterable[str] = HUB_SIZES,
+    families: Iterable[str] = (),
+    measure: Measure | None = None,
+) -> list[str]:
+    """Files under ``output_dir`` that are missing or differ from what the code produces (empty: in sync).
+    ``measure``: where the parameter and MAC counts come from (default: measured, see :class:`MetaMeasurements`)."""
     output_dir = Path(output_dir)
+    measure = measure or MetaMeasurements()
     problems = []
-    for size in sizes:
-        for name, text in render_hub_config_files(size).items():
-            path = output_dir / size / name
+    for folder, render in _entries(sizes, families):
+        for name, text in render(measure).items():
+            path = output_dir / folder / name
             if not path.is_file():
                 problems.append(f"{path}: missing")
             elif path.read_text(encoding="utf-8") != text:
@@ -492,19 +772,28 @@ def load_hub_config_folder(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .families import FAMILIES
+
     parser = argparse.ArgumentParser(
         prog="python -m birefnet_hf.hub_configs",
-        description="(Re)write hub_configs/<size>/ (config.json, preprocessor_config.json, card.yaml) from code.",
+        description="(Re)write hub_configs/<size>/ and hub_configs/families/<name>/ (config.json, "
+        "preprocessor_config.json, card.yaml) from code. Without --only / --family: every size and every family.",
     )
     parser.add_argument("--output-dir", default="hub_configs", help="folder holding one sub-folder per size")
-    parser.add_argument("--only", nargs="+", choices=HUB_SIZES, metavar="SIZE", help="only these sizes")
+    parser.add_argument("--only", nargs="+", choices=ALL_SIZES, metavar="SIZE", help="only these sizes")
+    parser.add_argument(
+        "--family", nargs="+", choices=list(FAMILIES), metavar="NAME", help="only these released families"
+    )
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the files differ from the code"
     )
     args = parser.parse_args(argv)
-    sizes = args.only or list(HUB_SIZES)
+    if args.only is None and args.family is None:
+        sizes, families = list(ALL_SIZES), list(FAMILIES)
+    else:
+        sizes, families = args.only or [], args.family or []
     if args.check:
-        problems = diff_hub_configs(args.output_dir, sizes)
+        problems = diff_hub_configs(args.output_dir, sizes, families)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -513,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1 if problems else 0
-    written = write_hub_configs(args.output_dir, sizes)
+    written = write_hub_configs(args.output_dir, sizes, families)
     print(f"wrote {len(written)} files under {args.output_dir}")
     return 0
 

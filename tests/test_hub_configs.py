@@ -12,13 +12,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from birefnet_hf import BACKBONE_SPECS, BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
 from birefnet_hf.deformable_conv import modulated_deform_conv2d
+from birefnet_hf.families import FAMILIES, family_config
 from birefnet_hf.hub_configs import (
+    ALL_SIZES,
+    EXTRA_SIZES,
+    FAMILIES_FOLDER,
     HUB_CONFIG_FILES,
     HUB_SIZES,
     RESOLUTION,
+    MetaMeasurements,
     count_macs,
     count_parameters,
     diff_hub_configs,
+    family_resolution,
     flop_counter,
     load_hub_config_folder,
     main,
@@ -42,9 +48,10 @@ def test_committed_hub_configs_equal_the_generator():
         "hub_configs drifted from the code; run `python -m birefnet_hf.hub_configs --output-dir hub_configs`:\n"
         + "\n".join(problems)
     )
-    assert sorted(p.name for p in REPO_HUB_CONFIGS.iterdir() if p.is_dir()) == sorted(HUB_SIZES)
-    for size in HUB_SIZES:
-        assert sorted(p.name for p in (REPO_HUB_CONFIGS / size).iterdir()) == sorted(HUB_CONFIG_FILES)
+    assert sorted(p.name for p in REPO_HUB_CONFIGS.iterdir() if p.is_dir()) == sorted(ALL_SIZES + (FAMILIES_FOLDER,))
+    assert sorted(p.name for p in (REPO_HUB_CONFIGS / FAMILIES_FOLDER).iterdir()) == sorted(FAMILIES)
+    for folder in [*ALL_SIZES, *(f"{FAMILIES_FOLDER}/{name}" for name in FAMILIES)]:
+        assert sorted(p.name for p in (REPO_HUB_CONFIGS / folder).iterdir()) == sorted(HUB_CONFIG_FILES), folder
 
 
 @pytest.mark.parametrize("size", HUB_SIZES)
@@ -165,3 +172,143 @@ def test_load_hub_config_folder_errors_name_the_file(tmp_path):
     (folder / "preprocessor_config.json").unlink()
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         load_hub_config_folder(folder)
+
+
+# ------------------------------------------------------------------- further backbones and released families
+FAMILY_FOLDERS = {name: REPO_HUB_CONFIGS / FAMILIES_FOLDER / name for name in FAMILIES}
+
+
+def _committed_measurements():
+    """A ``measure`` that returns the parameter and MAC counts of the committed cards (keyed by architecture and
+    resolution, the way MetaMeasurements caches), so that the text of every folder can be regenerated in a second;
+    cards of the same architecture and resolution must agree."""
+    from birefnet_hf.hub_configs import _architecture_key
+
+    table = {}
+    for folder in [REPO_HUB_CONFIGS / size for size in ALL_SIZES] + list(FAMILY_FOLDERS.values()):
+        loaded = load_hub_config_folder(folder)
+        card = loaded["card"]
+        key = (_architecture_key(loaded["config"]), tuple(card["macs"]["resolution"]))
+        numbers = (card["parameters"], card["macs"]["value"])
+        assert table.setdefault(key, numbers) == numbers, f"{folder}: other counts than a card of the same model"
+    return lambda config, resolution: table[_architecture_key(config), tuple(int(side) for side in resolution)]
+
+
+def test_further_backbone_and_family_folders_equal_the_generator():
+    """Every text of hub_configs/<vgg16 .. dino_v3_7b>/ and hub_configs/families/<name>/ is what the code writes (the
+    counts are taken from the committed cards here; they are measured in the tests below)."""
+    problems = diff_hub_configs(REPO_HUB_CONFIGS, EXTRA_SIZES, FAMILIES, measure=_committed_measurements())
+    assert problems == [], (
+        "hub_configs drifted from the code; run `python -m birefnet_hf.hub_configs --output-dir hub_configs`:\n"
+        + "\n".join(problems)
+    )
+
+
+def test_generator_cli_measures_a_backbone_and_a_family_at_its_native_size(tmp_path, capsys):
+    """The CLI writes vgg16 (1024x1024) and BiRefNet_lite-2K (Swin-T at 1440x2560) exactly as committed: the counts
+    of the committed cards are the meta-device measurements at the native size."""
+    assert main(["--output-dir", str(tmp_path), "--only", "vgg16", "--family", "BiRefNet_lite-2K"]) == 0
+    for folder in ("vgg16", f"{FAMILIES_FOLDER}/BiRefNet_lite-2K"):
+        for name in HUB_CONFIG_FILES:
+            assert (tmp_path / folder / name).read_text() == (REPO_HUB_CONFIGS / folder / name).read_text(), folder
+    card = yaml.safe_load((tmp_path / FAMILIES_FOLDER / "BiRefNet_lite-2K" / "card.yaml").read_text())
+    assert card["macs"]["resolution"] == [1440, 2560] and "1x3x1440x2560" in card["macs"]["counted"]
+    swin_t = yaml.safe_load((REPO_HUB_CONFIGS / "swin_v1_t" / "card.yaml").read_text())
+    assert card["parameters"] == swin_t["parameters"] and card["macs"]["value"] > 3 * swin_t["macs"]["value"]
+    assert main(["--output-dir", str(tmp_path), "--family", "BiRefNet_lite-2K", "--only", "vgg16", "--check"]) == 0
+    card_path = tmp_path / FAMILIES_FOLDER / "BiRefNet_lite-2K" / "preprocessor_config.json"
+    card_path.write_text(card_path.read_text().replace("2560", "1024"))
+    assert main(["--output-dir", str(tmp_path), "--family", "BiRefNet_lite-2K", "--check"]) == 1
+    assert "BiRefNet_lite-2K/preprocessor_config.json: differs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_further_backbone_and_family_folders_equal_the_generator_measured():
+    """The same, with every count measured on the meta device (dino_v3_7b included: shapes only, no memory)."""
+    assert diff_hub_configs(REPO_HUB_CONFIGS, EXTRA_SIZES, FAMILIES) == []
+
+
+def test_meta_measurements_build_each_architecture_once(monkeypatch):
+    """Configs that differ only in loss weights share one meta model and one count per resolution."""
+    import birefnet_hf.hub_configs as hub_configs
+
+    built = []
+    build = hub_configs._build_on_meta
+    monkeypatch.setattr(hub_configs, "_build_on_meta", lambda config: built.append(config) or build(config))
+    measure = MetaMeasurements()
+    general = BiRefNetConfig(backbone="pvt_v2_b0", loss_mae_weight=100.0)
+    matting = BiRefNetConfig(backbone="pvt_v2_b0", loss_iou_weight=0.0, loss_mae_weight=100.0)
+    first = measure(general, (64, 96))
+    assert measure(matting, (64, 96)) == first and len(built) == 1
+    wider = measure(matting, (64, 128))
+    assert wider[0] == first[0] and wider[1] > first[1] and len(built) == 1
+    assert measure(BiRefNetConfig(backbone="pvt_v2_b0", multi_scale_input="none"), (64, 96))[1] < first[1]
+    assert len(built) == 2
+    assert first == (count_parameters(general), count_macs(general, (64, 96)))
+
+
+@pytest.mark.parametrize("size", EXTRA_SIZES)
+def test_further_backbone_folder_contents(size):
+    folder = load_hub_config_folder(REPO_HUB_CONFIGS / size)
+    config, card = folder["config"], folder["card"]
+    published, default = config.to_dict(), BiRefNetConfig(backbone=size).to_dict()
+    for fields in (published, default):
+        fields.pop("architectures", None)
+        fields.pop("transformers_version", None)
+    assert published == default and config.architectures == ["BiRefNetForImageSegmentation"]
+    assert folder["preprocessor"]["size"] == {"height": 1024, "width": 1024}
+    assert card["macs"]["resolution"] == [1024, 1024] and card["license"] == "mit"
+    spec = BACKBONE_SPECS[size]
+    if spec["family"] == "torchvision":
+        assert card["backbone"]["torchvision_name"] == spec["torchvision_name"]
+        assert card["backbone"]["pretraining"].startswith("ImageNet-1k (torchvision weights IMAGENET1K_V")
+    else:
+        assert card["backbone"]["timm_name"] == spec["timm_name"] and card["backbone"]["frozen"] is True
+        assert card["backbone"]["out_indices"] == list(spec["out_indices"])
+        assert "frozen" in card["description"]
+    if size == "dino_v3_7b":  # 6.7 B backbone parameters, counted on the meta device
+        assert card["parameters"] > 6.7e9 and card["macs"]["value"] > 10 * card["parameters"]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_folder_contents(name):
+    """Each family's folder: its config (backbone + switches), its processor at the native size (or the dynamic rule)
+    loading through AutoImageProcessor, its licence, and the authors' figures labelled as quotes."""
+    from transformers import AutoImageProcessor
+
+    family = FAMILIES[name]
+    folder = load_hub_config_folder(FAMILY_FOLDERS[name])
+    config, card = folder["config"], folder["card"]
+    assert config.to_dict() | {"transformers_version": None} == family_config(family).to_dict() | {
+        "transformers_version": None
+    }
+    assert folder["preprocessor"]["size"] == family.size.processor_size()
+    processor = AutoImageProcessor.from_pretrained(FAMILY_FOLDERS[name])
+    assert isinstance(processor, BiRefNetImageProcessor)
+    assert {k: v for k, v in dict(processor.size).items() if v is not None} == family.size.processor_size()
+    assert card["family"] == name and card["hub_id"] == family.hub_id and card["use"] == family.use
+    assert card["license"] == family.license and card["gated"] == family.gated
+    assert card["macs"]["resolution"] == card["input_resolution"] == list(family_resolution(family))
+    backbone_card = yaml.safe_load((REPO_HUB_CONFIGS / family.backbone / "card.yaml").read_text())
+    assert card["parameters"] == backbone_card["parameters"]
+    assert len(card["quoted_figures"]) == len(family.figures)
+    for quoted, figure in zip(card["quoted_figures"], family.figures, strict=True):
+        assert quoted["quoted_from"] == figure.source and quoted["metrics"] == dict(figure.metrics)
+    assert card["not_found"] == list(family.not_found)
+    if name == "RMBG-2.0":
+        assert card["license"] == "cc-by-nc-4.0" and card["gated"] and not card["commercial_use"]
+        assert "Non-commercial" in card["limitations"][0]
+
+
+def test_family_sizes_and_counts():
+    cards = {name: yaml.safe_load((folder / "card.yaml").read_text()) for name, folder in FAMILY_FOLDERS.items()}
+    assert cards["BiRefNet_HR"]["input_resolution"] == [2048, 2048]
+    assert cards["BiRefNet_lite-2K"]["input_resolution"] == [1440, 2560]
+    assert cards["BiRefNet_512x512"]["input_resolution"] == [512, 512]
+    assert cards["BiRefNet_dynamic"]["input_size"]["processor_size"] == {"longest_edge": 2304}
+    assert cards["BiRefNet_dynamic"]["input_resolution"] == [2304, 2304]
+    swin_l = yaml.safe_load((REPO_HUB_CONFIGS / "swin_v1_l" / "card.yaml").read_text())
+    assert cards["BiRefNet"]["macs"]["value"] == swin_l["macs"]["value"]  # same model, same size
+    # MACs grow roughly with the input area (4x from 1024 to 2048)
+    assert cards["BiRefNet_HR"]["macs"]["value"] > 3 * cards["BiRefNet"]["macs"]["value"]
+    assert cards["BiRefNet_512x512"]["macs"]["value"] < cards["BiRefNet"]["macs"]["value"] / 3
