@@ -171,14 +171,13 @@ def _one_step(model, lr: float = 1e-2, freeze_batch_norm: bool = False):
 
 def test_freeze_backbone_leaves_the_backbone_unchanged(tiny_model_dir):
     model = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir)
-    assert freeze_backbone(model) == sum(p.numel() for p in model.localization.backbone.parameters()) + sum(
-        p.numel() for name, p in model.localization.named_parameters() if not name.startswith("backbone.")
-    )
+    assert freeze_backbone(model) == sum(p.numel() for p in model.localization.backbone.parameters())
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     _one_step(model)
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
-    assert changed and not any(name.startswith("localization.") for name in changed)
+    assert changed and not any(name.startswith("localization.backbone.") for name in changed)
     assert any(name.startswith("reconstruction.") for name in changed)
+    assert any(name.startswith("localization.squeeze_module.") for name in changed)  # the squeeze block trains
 
 
 def test_lora_trains_only_adapters_merges_exactly_and_saves_the_peft_way(tiny_model_dir, tmp_path):
@@ -267,7 +266,7 @@ def test_init_from_family_folder_matting_lora_dynamic_sizes_validation(synthetic
         "--logging_steps", "1", "--task", "matting", "--lora_rank", "2", "--dynamic_size", "64", "128",
         "--eval_steps", "1", "--metric_for_best_model", "sad", "--early_stopping_patience", "1",
         "--learning_rate", "1e-9", "--early_stopping_threshold", "1e-3", "--grid_images", "2",
-        "--checkpointing_steps", "1",
+        "--checkpointing_steps", "1", "--with_tracking",
     ]  # fmt: skip
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -287,6 +286,7 @@ def test_init_from_family_folder_matting_lora_dynamic_sizes_validation(synthetic
         assert not any("lora_" in key for key in model.state_dict())
         assert json.loads((output_dir / name / "preprocessor_config.json").read_text())["size"]["height"] == 96
     assert (output_dir / "final_adapter" / "adapter_config.json").is_file()
+    assert list((output_dir / "logs").rglob("events.out.tfevents*"))  # TensorBoard through Accelerate
     with PIL.Image.open(output_dir / "eval_grids" / "step_1.png") as grid:
         assert grid.size == (3 * 96, 2 * 96)
     state = json.loads((output_dir / "checkpoints" / "step_2" / "training_state.json").read_text())
@@ -328,8 +328,6 @@ def test_dynamic_sizes_with_two_gloo_processes(synthetic_root, tmp_path):
     assert checksums[0] == checksums[1]  # gradients were all-reduced across different-size batches
     assert all(side in (64, 96) for size in sizes for side in size)
     final = load_file(output_dir / "final_model" / "model.safetensors")
-    initial = BiRefNetForImageSegmentation(BiRefNetConfig(backbone="pvt_v2_b0")).state_dict()
-    del initial
     assert any(key.startswith("localization.backbone.") for key in final)
 
 
@@ -381,3 +379,22 @@ def test_training_size_and_processor_follow_the_checkpoint(tiny_model_dir, tmp_p
     authors_hr.mkdir(parents=True)
     assert train.processor_size(str(authors_hr)) == [2048, 2048]
     assert train.parse_args(["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]).image_size == [1024, 1024]
+
+
+def test_resume_refuses_another_task_lora_or_dynamic_size(synthetic_root, tmp_path, capsys):
+    train = _train_module()
+    checkpoint = tmp_path / "checkpoints" / "step_2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "training_state.json").write_text(json.dumps({
+        "completed_steps": 2, "backbone": "pvt_v2_b0", "image_size": [64, 64], "init_from": None, "task": "dis",
+        "lora_rank": 0, "freeze_backbone": False, "dynamic_size": None,
+    }))  # fmt: skip
+    base = ["--dataset_dir", str(synthetic_root), "--output_dir", str(tmp_path), "--backbone", "pvt_v2_b0",
+            "--image_size", "64", "--resume_from_checkpoint", "latest"]  # fmt: skip
+    assert train.parse_args(base).resume_checkpoint == checkpoint
+    for extra, flag in ((["--task", "matting"], "--task matting differs"), (["--lora_rank", "4"], "--lora_rank 4"),
+                        (["--freeze_backbone"], "--freeze_backbone True"),
+                        (["--dynamic_size", "64", "128"], "--dynamic_size [64, 128]")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            train.parse_args(base + extra)
+        assert flag in capsys.readouterr().err, extra

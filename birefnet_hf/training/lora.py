@@ -54,10 +54,10 @@ def _require_peft():
 
 
 def freeze_backbone(model: nn.Module) -> int:
-    """Freeze the backbone (``model.localization``, ``requires_grad = False``) and return the number of frozen
-    parameters; the optimiser then gets only the decoder's. The authors freeze their DINOv3 backbones the same way
-    (``config.freeze_bb``)."""
-    backbone = unwrap_base_model(model).localization
+    """Freeze the backbone (the encoder, ``model.localization.backbone``: ``requires_grad = False``) and return the
+    number of frozen parameters; the optimiser then gets only the rest (squeeze block and decoder). The authors freeze
+    their DINOv3 backbones the same way (``config.freeze_bb`` freezes ``model.bb``)."""
+    backbone = unwrap_base_model(model).localization.backbone
     count = 0
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
