@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .cutout import estimate_foreground
 from .segment import _DTYPES, _default_device, _parse_resolution, _positive_int, load_model_and_processor
 
 logger = logging.get_logger(__name__)
@@ -452,6 +453,7 @@ def remove_video_background(
     resolution: int | Sequence[int] | dict | None = None,
     keep_audio: bool = True,
     max_frames: int | None = None,
+    refine_foreground: bool = True,
     progress: bool = False,
 ) -> VideoResult:
     """Remove the background of a video with BiRefNet.
@@ -473,6 +475,8 @@ def remove_video_background(
         resolution: model input size (an int, (height, width) or a size dict); default: the processor's.
         keep_audio: copy (or re-encode) the first audio stream; for `png` it goes to `audio.mka` in the folder.
         max_frames: stop after this many frames (previews).
+        refine_foreground: estimate the foreground colours of soft edges (blur fusion, as for image cut-outs) for
+            `alpha`, `png` and `composite`, so the old background does not tint the edges (default True).
         progress: show a progress bar (frames and frames/s).
 
     Returns:
@@ -519,7 +523,7 @@ def remove_video_background(
             with _atomic_folder(output_path) as staging:
                 frames, audio_mode = _run_png(
                     av, source, video_stream, audio_stream, staging, model, processor, resolution, smoother,
-                    backdrop, batch_size, max_frames, total, progress,
+                    backdrop, batch_size, max_frames, total, progress, refine_foreground,
                 )  # fmt: skip
         else:
             encoding = _ENCODINGS[(output_format, output_path.suffix.lower())]
@@ -527,7 +531,7 @@ def remove_video_background(
                 frames, audio_mode = _run_encoded(
                     av, source, video_stream, audio_stream, temporary, output_path.suffix.lower(), encoding,
                     output_format, model, processor, resolution, smoother, backdrop, batch_size, max_frames,
-                    total, progress,
+                    total, progress, refine_foreground and output_format != "matte",
                 )  # fmt: skip
         if frames == 0:
             raise ValueError(f"{input_path}: no video frame could be decoded.")
@@ -551,18 +555,24 @@ def remove_video_background(
 
 def _segmented_frames(
     source, video_stream, audio_stream, on_audio, model, processor, resolution, smoother, batch_size, max_frames,
-    total, progress,
+    total, progress, refine_foreground=False,
 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:  # fmt: skip
-    """(source frame, RGB array, smoothed uint8 matte) for every frame, in order."""
+    """(source frame, RGB array, smoothed uint8 matte) for every frame, in order; with `refine_foreground` the RGB
+    is the blur-fusion estimate of the foreground colours (`cutout.estimate_foreground`, on the model's device)."""
     count = 0
     with tqdm(total=total, unit="frame", desc="video", disable=not progress, dynamic_ncols=True) as bar:
         for batch in _frame_batches(source, video_stream, audio_stream, batch_size, on_audio):
             if max_frames is not None:
                 batch = batch[: max_frames - count]
             images = [frame.to_image() for frame in batch]
-            mattes = _predict_frame_mattes(model, processor, images, resolution)
-            for frame, image, matte in zip(batch, images, mattes, strict=True):
-                yield frame, np.asarray(image), smoother(matte)
+            mattes = [
+                smoother(matte) for matte in _predict_frame_mattes(model, processor, images, resolution)
+            ]
+            colours = [np.asarray(image) for image in images]
+            if refine_foreground:
+                device = next(model.parameters()).device
+                colours = list(estimate_foreground(np.stack(colours), np.stack(mattes), device=device))
+            yield from zip(batch, colours, mattes, strict=True)
             count += len(batch)
             bar.update(len(batch))
             if max_frames is not None and count >= max_frames:
@@ -571,7 +581,7 @@ def _segmented_frames(
 
 def _run_encoded(
     av, source, video_stream, audio_stream, temporary, suffix, encoding, output_format, model, processor,
-    resolution, smoother, backdrop, batch_size, max_frames, total, progress,
+    resolution, smoother, backdrop, batch_size, max_frames, total, progress, refine_foreground,
 ) -> tuple[int, str | None]:  # fmt: skip
     output = av.open(os.fspath(temporary), mode="w", format=_CONTAINER_FORMATS[suffix])
     try:
@@ -581,7 +591,7 @@ def _run_encoded(
         frames = 0
         for frame, rgb, matte in _segmented_frames(
             source, video_stream, audio_stream, audio or (lambda packet: None), model, processor, resolution,
-            smoother, batch_size, max_frames, total, progress,
+            smoother, batch_size, max_frames, total, progress, refine_foreground,
         ):  # fmt: skip
             if output_format == "alpha":
                 pixels = np.dstack([rgb, matte])
@@ -601,7 +611,7 @@ def _run_encoded(
 
 def _run_png(
     av, source, video_stream, audio_stream, staging, model, processor, resolution, smoother, backdrop, batch_size,
-    max_frames, total, progress,
+    max_frames, total, progress, refine_foreground,
 ) -> tuple[int, str | None]:  # fmt: skip
     audio_output = audio = None
     if audio_stream is not None:
@@ -612,7 +622,7 @@ def _run_png(
         digits = max(6, len(str(total or 0)))
         for _, rgb, matte in _segmented_frames(
             source, video_stream, audio_stream, audio or (lambda packet: None), model, processor, resolution,
-            smoother, batch_size, max_frames, total, progress,
+            smoother, batch_size, max_frames, total, progress, refine_foreground,
         ):  # fmt: skip
             if backdrop is not None:
                 image = PIL.Image.fromarray(composite(rgb, matte, backdrop.frame(rgb.shape[1], rgb.shape[0])))
@@ -694,6 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--longest-edge", type=_positive_int, default=None, help="keep the aspect ratio: longest side about N"
     )
     parser.add_argument("--no-audio", action="store_true", help="drop the audio")
+    parser.add_argument(
+        "--no-refine-foreground",
+        action="store_true",
+        help="keep the frames' own colours at soft edges (default: estimate the foreground colours, blur fusion)",
+    )
     parser.add_argument("--max-frames", type=_positive_int, default=None, help="stop after N frames")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -728,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             resolution=size,
             keep_audio=not args.no_audio,
+            refine_foreground=not args.no_refine_foreground,
             max_frames=args.max_frames,
             progress=not args.no_progress,
         )

@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 
 from birefnet_hf import BiRefNetImageProcessor, cli
+from birefnet_hf.cutout import estimate_foreground
 from birefnet_hf.segment import load_model_and_processor, remove_background
 
 av = pytest.importorskip("av")
@@ -99,7 +100,8 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected_mattes(clip, loaded):
-    """The mattes `remove_background` gives for the clip's decoded frames, one by one."""
+    """The mattes `remove_background` gives for the clip's decoded frames, one by one, and the frames' foreground
+    colours estimated from them (what alpha, png and composite outputs carry)."""
     model, processor = loaded
     with av.open(str(clip)) as container:
         images = [frame.to_image() for frame in container.decode(video=0)]
@@ -107,7 +109,10 @@ def expected_mattes(clip, loaded):
     mattes = [
         np.asarray(result.matte) for result in remove_background(images, model=model, processor=processor)
     ]
-    return images, mattes
+    foregrounds = [
+        estimate_foreground(np.asarray(image), matte) for image, matte in zip(images, mattes, strict=True)
+    ]
+    return images, mattes, foregrounds
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +125,20 @@ def png_sequence(clip, loaded, tmp_path_factory):
 
 def test_png_sequence_is_the_per_frame_matte_with_audio(png_sequence, expected_mattes):
     output, result = png_sequence
-    images, mattes = expected_mattes
+    images, mattes, foregrounds = expected_mattes
     assert result.output_format == "png" and result.frames == FRAMES and result.audio == "copied"
     names = sorted(path.name for path in output.iterdir())
     assert names == ["audio.mka"] + [f"frame_{i:06d}.png" for i in range(FRAMES)]
     assert len({matte.tobytes() for matte in mattes}) > 1  # the frames' mattes differ, so order is checked
-    for index, (image, matte) in enumerate(zip(images, mattes, strict=True)):
+    for index, (matte, foreground) in enumerate(zip(mattes, foregrounds, strict=True)):
         with PIL.Image.open(output / f"frame_{index:06d}.png") as frame:
             assert frame.mode == "RGBA" and frame.size == (WIDTH, HEIGHT)
             rgba = np.asarray(frame)
         np.testing.assert_array_equal(rgba[..., 3], matte)  # batched (3 + 1) == one by one
-        np.testing.assert_array_equal(rgba[..., :3], np.asarray(image))
+        assert np.abs(rgba[..., :3].astype(int) - foreground).max() <= 1  # refined edge colours (default)
+    assert any(
+        np.abs(f.astype(int) - np.asarray(i)).max() > 8 for f, i in zip(foregrounds, images, strict=True)
+    )
     assert audio_seconds(output / "audio.mka") == pytest.approx(FRAMES / FPS, abs=0.05)
     assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
 
@@ -144,7 +152,7 @@ def test_alpha_videos_keep_alpha_frames_timing_and_audio(
     name, pix_fmt, audio_codec, mean_error, max_error, clip, loaded, expected_mattes, tmp_path
 ):
     model, processor = loaded
-    images, mattes = expected_mattes
+    images, mattes, foregrounds = expected_mattes
     result = video.remove_video_background(clip, tmp_path / name, model, processor=processor, batch_size=4)
     assert result.frames == FRAMES and result.output_format == "alpha"
     frames, pts, streams, decoded_format = decode(tmp_path / name)
@@ -154,10 +162,10 @@ def test_alpha_videos_keep_alpha_frames_timing_and_audio(
     assert ("audio", audio_codec) in streams  # AAC re-encoded to Opus for WebM, copied into MOV
     assert result.audio == ("re-encoded (libopus)" if audio_codec == "opus" else "copied")
     assert audio_seconds(tmp_path / name) == pytest.approx(FRAMES / FPS, abs=0.05)
-    for frame, image, matte in zip(frames, images, mattes, strict=True):
+    for frame, foreground, matte in zip(frames, foregrounds, mattes, strict=True):
         error = np.abs(frame[..., 3].astype(int) - matte.astype(int))
         assert error.mean() <= mean_error and error.max() <= max_error
-        assert np.abs(frame[..., :3].astype(int) - np.asarray(image).astype(int)).mean() < 6
+        assert np.abs(frame[..., :3].astype(int) - foreground.astype(int)).mean() < 6
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
 
 
@@ -176,7 +184,7 @@ def test_matte_video_lossless_mkv_via_cli(clip, model_dir, png_sequence, tmp_pat
 
 def test_composite_on_colour_and_on_a_looped_background_video(clip, loaded, expected_mattes, tmp_path):
     model, processor = loaded
-    images, mattes = expected_mattes
+    images, mattes, foregrounds = expected_mattes
     result = video.remove_video_background(
         clip, tmp_path / "green.mp4", model, processor=processor, background="#00ff00"
     )
@@ -184,8 +192,8 @@ def test_composite_on_colour_and_on_a_looped_background_video(clip, loaded, expe
     frames, _, streams, _ = decode(tmp_path / "green.mp4")
     assert ("audio", "aac") in streams and len(frames) == FRAMES
     green = np.broadcast_to(np.array([0, 255, 0], np.uint8), (HEIGHT, WIDTH, 3))
-    for frame, image, matte in zip(frames, images, mattes, strict=True):
-        expected = video.composite(np.asarray(image), matte, green).astype(int)
+    for frame, foreground, matte in zip(frames, foregrounds, mattes, strict=True):
+        expected = video.composite(foreground, matte, green).astype(int)
         assert np.abs(frame[..., :3].astype(int) - expected).mean() < 6
 
     backdrop = make_clip(tmp_path / "backdrop.mkv", frames=2, width=32, height=32, audio=False, codec="ffv1",
@@ -194,10 +202,10 @@ def test_composite_on_colour_and_on_a_looped_background_video(clip, loaded, expe
     video.remove_video_background(clip, output, model, processor=processor, background=str(backdrop))
     backdrop_frames = [np.asarray(video._cover(PIL.Image.fromarray(_frame_pixels(i, 32, 32)), WIDTH, HEIGHT))
                        for i in range(2)]  # fmt: skip
-    for index, (image, matte) in enumerate(zip(images, mattes, strict=True)):
+    for index, (foreground, matte) in enumerate(zip(foregrounds, mattes, strict=True)):
         with PIL.Image.open(output / f"frame_{index:06d}.png") as png:
             assert png.mode == "RGB"
-            expected = video.composite(np.asarray(image), matte, backdrop_frames[index % 2]).astype(int)
+            expected = video.composite(foreground, matte, backdrop_frames[index % 2]).astype(int)
             assert np.abs(np.asarray(png).astype(int) - expected).max() <= 3  # the background loops
 
 
@@ -223,11 +231,14 @@ def test_temporal_smoother_damps_flicker_but_follows_motion():
         video.TemporalMatteSmoother(1.0)
 
 
-def test_temporal_smoothing_in_a_video(clip, loaded, png_sequence, tmp_path):
+def test_temporal_smoothing_in_a_video(clip, loaded, png_sequence, expected_mattes, tmp_path):
     model, processor = loaded
     output = tmp_path / "smooth"
     video.remove_video_background(clip, output, model, processor=processor, temporal_smoothing=0.8,
-                                  motion_threshold=1.0)  # fmt: skip
+                                  motion_threshold=1.0, refine_foreground=False)  # fmt: skip
+    for index, image in enumerate(expected_mattes[0]):  # without refinement: the frames' own colours
+        with PIL.Image.open(output / f"frame_{index:06d}.png") as frame:
+            np.testing.assert_array_equal(np.asarray(frame)[..., :3], np.asarray(image))
     raw = [
         np.asarray(PIL.Image.open(png_sequence[0] / f"frame_{i:06d}.png"))[..., 3].astype(int)
         for i in range(FRAMES)
