@@ -107,9 +107,13 @@ def test_formats_threshold_and_background(client, reference):
     assert set(np.unique(mask)) <= {0, 255}
     np.testing.assert_array_equal(mask, np.where(matte > 255 * threshold, 255, 0))
     assert post(format="overlay").shape == (30, 40, 3)
-    on_white = post(background="white").astype(int)
-    rgb, alpha = np.asarray(reference.image).astype(int), matte[..., None] / 255
-    assert np.abs(on_white - (rgb * alpha + 255 * (1 - alpha))).max() <= 1
+    np.testing.assert_array_equal(post(format="fg"), np.asarray(reference.foreground))  # blur-fusion colours
+    np.testing.assert_array_equal(post(background="white"), np.asarray(reference.composite("white")))
+    assert post(background="blur").shape == (30, 40, 3)
+    raw = post(refine_foreground="false")  # the photo's own colours under the alpha
+    np.testing.assert_array_equal(raw[..., :3], np.asarray(reference.image))
+    np.testing.assert_array_equal(raw[..., 3], matte)
+    assert np.abs(post()[..., :3].astype(int) - raw[..., :3]).max() > 0  # refinement changed the soft edges
 
 
 def test_health_reports_the_model_and_batching(client):
@@ -131,7 +135,7 @@ def test_health_reports_the_model_and_batching(client):
          "400x300"),
         ({"content": _encoded(_photo()), "params": {"format": "sepia"}}, 422, "rgba"),
         ({"content": _encoded(_photo()), "params": {"threshold": "1.5"}}, 422, "threshold"),
-        ({"content": _encoded(_photo()), "params": {"background": "nope"}}, 400, "'nope' is not a colour"),
+        ({"content": _encoded(_photo()), "params": {"background": "nope"}}, 400, "'nope' is not 'blur', a colour"),
         ({"content": _encoded(_photo()), "params": {"background": "white", "format": "mask"}}, 400, "format=rgba"),
         ({"files": {"other": ("a.png", _encoded(_photo()), "image/png")}}, 400, "no file field named 'file'"),
         ({"files": {"file": ("a.txt", b"hello", "text/plain")}}, 415, "'text/plain'"),

@@ -4,8 +4,9 @@ Endpoints:
 
 * `POST /v1/remove-background`: the image as the raw request body (`Content-Type: image/png`, `image/jpeg`, ...)
   or as the multipart field `file`; options as query parameters (those of `birefnet-hf segment`): `format`
-  (`rgba` cut-out, `alpha` soft matte, `mask` binary, `overlay` preview), `threshold` (for `mask`), `output`
-  (`png` or `webp`) and `background` (a colour: the cut-out composited on it, RGB). Answers the image.
+  (`rgba` cut-out, `alpha` soft matte, `mask` binary, `overlay` preview, `fg` foreground colours), `threshold`
+  (for `mask`), `output` (`png` or `webp`), `background` (`blur` or a colour: the cut-out composited on it, RGB)
+  and `refine_foreground` (default true: blur-fusion foreground colours at soft edges). Answers the image.
 * `GET /healthz`: model, device, input size and the micro-batcher's counters.
 * `GET /`: a small web page: pick or drop an image, preview the cut-out on a checkerboard, download it.
 
@@ -297,20 +298,27 @@ def create_app(
         output: Literal["png", "webp"] = Query("png", description="file type of the answer"),
         threshold: float = Query(0.5, ge=0.0, lt=1.0, description="foreground probability for format=mask"),
         background: str | None = Query(
-            None, description="a colour ('white', '#00b140'): the cut-out composited on it (RGB)"
+            None, description="'blur' or a colour ('white', '#00b140'): the cut-out composited on it (RGB)"
+        ),
+        refine_foreground: bool = Query(
+            True,
+            description="estimate the foreground colours of soft edges (blur fusion) for rgba, fg, background",
         ),
     ) -> Response:
         start = time.perf_counter()
-        fill = None
+        fill: tuple[int, int, int] | str | None = None
         if background is not None:
             if output_format != "rgba":
                 raise _http_error(400, f"background applies to format=rgba, not format={output_format}.")
-            try:
-                fill = PIL.ImageColor.getrgb(background)[:3]
-            except ValueError as error:
-                raise _http_error(
-                    400, f"background {background!r} is not a colour name or #RRGGBB."
-                ) from error
+            if background.strip().lower() == "blur":
+                fill = "blur"
+            else:  # colours only: a server does not open files named by its clients
+                try:
+                    fill = PIL.ImageColor.getrgb(background.strip())[:3]
+                except ValueError as error:
+                    raise _http_error(
+                        400, f"background {background!r} is not 'blur', a colour name or #RRGGBB."
+                    ) from error
         data, filename = await _read_upload(request, settings)
         image = await run_in_threadpool(_decode_image, data, settings.max_pixels)
         del data
@@ -330,17 +338,17 @@ def create_app(
             matte = processor.post_process_alpha(
                 logits, target_sizes=[(image.height, image.width)], output_dtype=torch.uint8
             )[0]
-            result = BackgroundRemovalResult(image=image, matte=PIL.Image.fromarray(matte.numpy(), mode="L"))
-            if fill is not None:
-                rendered = PIL.Image.new("RGB", image.size, fill)
-                rendered.paste(image, mask=result.matte)
-            else:
-                rendered = result.render(output_format, threshold)
-            return _encode_image(rendered, output)
+            result = BackgroundRemovalResult(
+                image=image,
+                matte=PIL.Image.fromarray(matte.numpy(), mode="L"),
+                refine_foreground=refine_foreground,
+                device=model_device,
+            )
+            return _encode_image(result.render(output_format, threshold, background=fill), output)
 
         content = await run_in_threadpool(render)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:100] if filename else "image"
-        suffix = {"rgba": "cutout", "alpha": "matte", "mask": "mask", "overlay": "overlay"}[output_format]
+        suffix = {"rgba": "cutout", "alpha": "matte"}.get(output_format, output_format)
         headers = {
             "Content-Disposition": f'inline; filename="{stem}-{suffix}.{output}"',
             "X-Processing-Time-Ms": f"{1000 * (time.perf_counter() - start):.1f}",
