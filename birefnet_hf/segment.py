@@ -27,6 +27,7 @@ import re
 import secrets
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ from transformers import AutoImageProcessor, PreTrainedModel
 from transformers.utils import logging
 
 from .cli import interrupted_exit_code, sigterm_as_interrupt
-from .image_processing_birefnet import BiRefNetImageProcessorPil, to_rgb_image
+from .image_processing_birefnet import BiRefNetImageProcessor, BiRefNetImageProcessorPil, to_rgb_image
+from .inference_paths import compile_for_inference
 from .modeling_birefnet import BiRefNetForImageSegmentation
 from . import cutout as cutout_ops
 from .bulk import ProcessShard
@@ -258,6 +260,9 @@ def _predict_mattes(
     """Soft mattes ("L", input size) for RGB images; images resized to the same model size share a forward."""
     device, dtype = _model_device_and_dtype(model)
     size_kwargs = {"size": size} if size is not None else {}
+    if device.type == "cuda" and isinstance(processor, BiRefNetImageProcessor):
+        # the torchvision backend resizes and normalises on the GPU: only the uint8 photo crosses the bus
+        size_kwargs["device"] = device
     pixel_values = [
         processor(images=image, return_tensors="pt", **size_kwargs)["pixel_values"] for image in images
     ]
@@ -266,7 +271,10 @@ def _predict_mattes(
         groups.setdefault(tuple(values.shape), []).append(index)
     mattes: list[PIL.Image.Image | None] = [None] * len(images)
     for indices in groups.values():
-        batch = torch.cat([pixel_values[i] for i in indices]).to(device=device, dtype=dtype)
+        batch = torch.cat([pixel_values[i] for i in indices])
+        if batch.device != device and device.type == "cuda":
+            batch = batch.pin_memory()  # page-locked: an asynchronous copy that overlaps the host's work
+        batch = batch.to(device=device, dtype=dtype, non_blocking=True)
         logits = model(pixel_values=batch).logits
         sizes = [(images[i].height, images[i].width) for i in indices]
         for index, matte in zip(
@@ -724,6 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", choices=sorted(_DTYPES), default="float32", help="model precision (default float32)"
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (one graph per input size; CUDA graphs on CUDA: the low-latency path for "
+        "many images of one size); the first batch of each size compiles",
+    )
+    parser.add_argument(
         "--backend",
         choices=("pytorch", "onnxruntime"),
         default="pytorch",
@@ -824,6 +838,36 @@ class _CutoutSettings:
     max_side: int | None = None
 
 
+def _load_batch(
+    jobs: Sequence[_Job], settings: _CutoutSettings
+) -> tuple[list[tuple[_Job, PIL.Image.Image]], list[tuple[str, str]]]:
+    """Decode one batch: (job, RGB image) pairs and (file, reason) failures. Safe to run in a worker thread."""
+    loaded, failures = [], []
+    for job in jobs:
+        try:
+            loaded.append((job, cutout_ops.fit_max_side(to_rgb_image(job.source), settings.max_side)))
+        except (OSError, ValueError, TypeError) as error:
+            failures.append((str(job.source), str(error)))
+    return loaded, failures
+
+
+def _prefetched(batches: Sequence[Sequence[_Job]], settings: _CutoutSettings, prefetch: bool):
+    """Yield (jobs, loaded, load_failures) per batch. With ``prefetch`` the next batch is decoded in a worker
+    thread while the current one is on the accelerator (image decoding releases the GIL); on a CPU model it is
+    not, since a decoding thread would compete with the model's own threads for the cores."""
+    if not prefetch:
+        for jobs in batches:
+            yield (jobs, *_load_batch(jobs, settings))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="birefnet-decode") as pool:
+        pending = pool.submit(_load_batch, batches[0], settings) if batches else None
+        for index, jobs in enumerate(batches):
+            loaded, failures = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(_load_batch, batches[index + 1], settings)
+            yield jobs, loaded, failures
+
+
 def _process_batch(
     jobs: Sequence[_Job],
     outputs: dict[Path, Path],
@@ -835,15 +879,14 @@ def _process_batch(
     compress_level: int,
     failures: list[tuple[str, str]],
     settings: _CutoutSettings | None = None,
+    loaded: list[tuple[_Job, PIL.Image.Image]] | None = None,
 ) -> int:
-    """Load, segment and write one batch; failing files are appended to `failures`. Returns files written."""
+    """Load (unless `loaded` comes from `_load_batch` already), segment and write one batch; failing files are
+    appended to `failures`. Returns files written."""
     settings = settings or _CutoutSettings(MatteOptions())
-    loaded: list[tuple[_Job, PIL.Image.Image]] = []
-    for job in jobs:
-        try:
-            loaded.append((job, cutout_ops.fit_max_side(to_rgb_image(job.source), settings.max_side)))
-        except (OSError, ValueError, TypeError) as error:
-            failures.append((str(job.source), str(error)))
+    if loaded is None:
+        loaded, load_failures = _load_batch(jobs, settings)
+        failures.extend(load_failures)
     if not loaded:
         return 0
     try:
@@ -979,8 +1022,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"birefnet-hf segment: cannot load model {args.model!r}: {error}", file=sys.stderr)
             return 2
         size = args.resolution or ({"longest_edge": args.longest_edge} if args.longest_edge else None)
+        device = _model_device_and_dtype(model)[0]
+        if args.compile:
+            if args.backend != "pytorch":
+                print("birefnet-hf segment: --compile needs --backend pytorch", file=sys.stderr)
+                return 2
+            compile_for_inference(model)
+            logger.info("Compiled the model (first batch of each input size compiles; CUDA graphs on CUDA).")
+        batches = list(_batched(runnable, args.batch_size))
         with tqdm(total=len(runnable), unit="img", desc="segment", disable=args.no_progress) as bar:
-            for batch in _batched(runnable, args.batch_size):
+            for batch, loaded, load_failures in _prefetched(batches, settings, prefetch=device.type != "cpu"):
+                failures.extend(load_failures)
                 written += _process_batch(
                     batch,
                     outputs,
@@ -992,6 +1044,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                     args.png_compress_level,
                     failures,
                     settings,
+                    loaded,
                 )
                 bar.update(len(batch))
 

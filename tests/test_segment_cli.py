@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -191,3 +192,42 @@ def test_atomic_write_leaves_previous_file_and_no_temporary(tmp_path):
         segment.write_image_atomically(_FailingImage(), target)
     assert target.read_bytes() == before
     assert [path.name for path in tmp_path.iterdir()] == ["result.png"]
+
+
+def test_compile_flag_gives_the_same_outputs(model_dir, photos, tmp_path, capsys, monkeypatch):
+    """`--compile` compiles the model once (here with the cheap aot_eager backend instead of inductor) and writes
+    the same mattes as the eager run."""
+    from birefnet_hf.inference_paths import compile_for_inference
+
+    compiled = []
+
+    def cheap_compile(model):
+        compiled.append(model)
+        return compile_for_inference(model, backend="aot_eager")
+
+    monkeypatch.setattr(segment, "compile_for_inference", cheap_compile)
+    inputs = [photos / "b.png", photos / "sub" / "c.png"]
+    assert _run(capsys, *inputs, "-m", model_dir, "-o", tmp_path / "eager", "-f", "alpha")[0] == 0
+    assert _run(capsys, *inputs, "-m", model_dir, "-o", tmp_path / "compiled", "-f", "alpha", "--compile")[0] == 0
+    assert len(compiled) == 1
+    for name in ("b.png", "sub/c.png"):
+        eager = np.array(PIL.Image.open(tmp_path / "eager" / name), dtype=int)
+        fast = np.array(PIL.Image.open(tmp_path / "compiled" / name), dtype=int)
+        assert np.abs(eager - fast).max() <= 1
+
+
+def test_prefetching_decodes_the_same_batches(photos):
+    """The accelerator path decodes the next batch in a worker thread; batches, images and failures are the same."""
+    from birefnet_hf.segment import MatteOptions, _CutoutSettings, _Job, _prefetched
+
+    files = [photos / "a.jpg", photos / "broken.jpg", photos / "b.png", photos / "sub" / "c.png"]
+    jobs = [_Job(path, Path(path.name)) for path in files]
+    batches = [jobs[:2], jobs[2:3], jobs[3:]]
+    settings = _CutoutSettings(MatteOptions())
+    plain = list(_prefetched(batches, settings, prefetch=False))
+    threaded = list(_prefetched(batches, settings, prefetch=True))
+    assert len(plain) == len(threaded) == 3
+    for (jobs_a, loaded_a, failed_a), (jobs_b, loaded_b, failed_b) in zip(plain, threaded):
+        assert jobs_a == jobs_b and failed_a == failed_b
+        assert [np.array(image).tolist() for _, image in loaded_a] == [np.array(image).tolist() for _, image in loaded_b]
+    assert [len(failed) for _, _, failed in plain] == [1, 0, 0]  # the corrupt JPEG, named once
