@@ -260,90 +260,8 @@ def _paper_section(card: dict[str, Any]) -> str:
     )
 
 
-def build_model_card(
-    card: dict[str, Any],
-    repo_id: str | None,
-    weights: WeightsSource,
-    eval_results: EvalReport | None = None,
-    dataset_id: str = DEFAULT_DATASET_ID,
-) -> ModelCard:
-    """The ``README.md`` of one published model.
-
-    Args:
-        card: the facts of ``hub_configs/<size>/card.yaml``.
-        repo_id: the Hub repository (``owner/name``) used in the usage examples; a placeholder when ``None``.
-        weights: where the weights come from (stated in the card).
-        eval_results: evaluation results from ``examples/evaluate.py``; the only source of the model-index.
-        dataset_id: ``datasets`` entry and model-index dataset type (e.g. a Hub copy of DIS5K).
-    """
-    size = card["size"]
-    repo = repo_id or f"<owner>/birefnet-{size}"
-    backbone = card["backbone"]
-    macs = card["macs"]
-    tags = list(
-        dict.fromkeys(
-            [
-                "birefnet",
-                "dichotomous-image-segmentation",
-                "background-removal",
-                "image-matting",
-                size,
-                backbone["timm_name"].split(".")[0],
-            ]
-        )
-    )
-    card_data = ModelCardData(
-        model_name=card["title"],
-        license=card["license"],
-        library_name="transformers",
-        pipeline_tag="image-segmentation",
-        tags=tags,
-        datasets=[dataset_id],
-        metrics=[metric_type for metric_type, _ in METRICS.values()],
-        eval_results=eval_results_for_model_index(eval_results, dataset_id) if eval_results else None,
-    )
-    resolution = "x".join(str(side) for side in card["input_resolution"])
-    macs_resolution = "x".join(str(side) for side in macs["resolution"])
-    training = card["training_data"]
-    limitations = "\n".join(f"- {item}" for item in card["limitations"])
-    details = _markdown_table(
-        ["", ""],
-        [
-            [
-                "Architecture",
-                "BiRefNet (localization module + reconstruction module with bilateral reference)",
-            ],
-            [
-                "Backbone",
-                f"{backbone['name']}: {backbone['family']}; timm `{backbone['timm_name']}`, pre-trained on {backbone['pretraining']}",
-            ],
-            ["Parameters", f"{card['parameters'] / 1e6:.1f} M ({card['parameters']:,})"],
-            [f"MACs at {macs_resolution}", f"{macs['value'] / 1e9:.1f} G"],
-            ["Input", f"RGB, resized to {resolution}, ImageNet mean/std normalisation"],
-            ["Output", "one foreground logit per pixel (sigmoid -> probability)"],
-            ["Licence", card["license"].upper()],
-        ],
-    )
-    body = f"""
-# {card["title"]}
-
-{card["description"]}
-
-Paper: *{card["paper"]["title"]}*, {", ".join(card["paper"]["authors"])}, {card["paper"]["venue"]}, {card["paper"]["year"]}.
-Authors' code: {card["paper"]["code"]}.
-
-## Model details
-
-{details}
-
-How the numbers were measured: parameters are counted on the model as built by `BiRefNetForImageSegmentation`; MACs:
-{macs["counted"]}
-
-## Weights
-
-{weights.describe()}
-
-## Usage
+def _usage_section(repo: str) -> str:
+    return f"""## Usage
 
 With the `birefnet_hf` package (registers BiRefNet with the transformers Auto classes and pipelines):
 
@@ -373,7 +291,109 @@ with torch.no_grad():
     logits = model(**inputs).logits
 matte = processor.post_process_alpha(logits, target_sizes=[(image.height, image.width)])[0]  # float in [0, 1]
 ```
+"""
 
+
+def _backbone_source(backbone: dict[str, Any]) -> str:
+    """``timm `name``` or ``torchvision `name``` of a card's backbone facts."""
+    if "torchvision_name" in backbone:
+        return f"torchvision `{backbone['torchvision_name']}`"
+    return f"timm `{backbone['timm_name']}`"
+
+
+def _backbone_tag(backbone: dict[str, Any]) -> str:
+    return backbone.get("timm_name", backbone.get("torchvision_name", "")).split(".")[0]
+
+
+def build_model_card(
+    card: dict[str, Any],
+    repo_id: str | None,
+    weights: WeightsSource,
+    eval_results: EvalReport | None = None,
+    dataset_id: str = DEFAULT_DATASET_ID,
+) -> ModelCard:
+    """The ``README.md`` of one published model.
+
+    Args:
+        card: the facts of ``hub_configs/<size>/card.yaml``.
+        repo_id: the Hub repository (``owner/name``) used in the usage examples; a placeholder when ``None``.
+        weights: where the weights come from (stated in the card).
+        eval_results: evaluation results from ``examples/evaluate.py``; the only source of the model-index.
+        dataset_id: ``datasets`` entry and model-index dataset type (e.g. a Hub copy of DIS5K).
+
+    A released family's card facts (``hub_configs/families/<name>/card.yaml``, with a ``family`` field) give the
+    family's card (:func:`build_family_model_card`).
+    """
+    if "family" in card:
+        return build_family_model_card(card, repo_id, weights, eval_results, dataset_id=dataset_id)
+    size = card["size"]
+    repo = repo_id or f"<owner>/birefnet-{size}"
+    backbone = card["backbone"]
+    macs = card["macs"]
+    tags = list(
+        dict.fromkeys(
+            [
+                "birefnet",
+                "dichotomous-image-segmentation",
+                "background-removal",
+                "image-matting",
+                size,
+                _backbone_tag(backbone),
+            ]
+        )
+    )
+    card_data = ModelCardData(
+        model_name=card["title"],
+        license=card["license"],
+        library_name="transformers",
+        pipeline_tag="image-segmentation",
+        tags=tags,
+        datasets=[dataset_id],
+        metrics=[metric_type for metric_type, _ in METRICS.values()],
+        eval_results=eval_results_for_model_index(eval_results, dataset_id) if eval_results else None,
+    )
+    resolution = "x".join(str(side) for side in card["input_resolution"])
+    macs_resolution = "x".join(str(side) for side in macs["resolution"])
+    training = card["training_data"]
+    limitations = "\n".join(f"- {item}" for item in card["limitations"])
+    details = _markdown_table(
+        ["", ""],
+        [
+            [
+                "Architecture",
+                "BiRefNet (localization module + reconstruction module with bilateral reference)",
+            ],
+            [
+                "Backbone",
+                f"{backbone['name']}: {backbone['family']}; {_backbone_source(backbone)}, pre-trained on {backbone['pretraining']}",
+            ],
+            ["Parameters", f"{card['parameters'] / 1e6:.1f} M ({card['parameters']:,})"],
+            [f"MACs at {macs_resolution}", f"{macs['value'] / 1e9:.1f} G"],
+            ["Input", f"RGB, resized to {resolution}, ImageNet mean/std normalisation"],
+            ["Output", "one foreground logit per pixel (sigmoid -> probability)"],
+            ["Licence", card["license"].upper()],
+        ],
+    )
+    body = f"""
+# {card["title"]}
+
+{card["description"]}
+
+Paper: *{card["paper"]["title"]}*, {", ".join(card["paper"]["authors"])}, {card["paper"]["venue"]}, {card["paper"]["year"]}.
+Authors' code: {card["paper"]["code"]}.
+
+## Model details
+
+{details}
+
+How the numbers were measured: parameters are counted on the model as built by `BiRefNetForImageSegmentation`; MACs:
+{macs["counted"]}
+
+## Weights
+
+{weights.describe()}
+
+{_usage_section(repo)}
 ## Training data
 
 The paper's training data and recipe (which `examples/train.py` follows):
@@ -407,11 +427,196 @@ The paper's training data and recipe (which `examples/train.py` follows):
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
+#: Hub tags of a family's use.
+_USE_TAGS = {
+    "general": ["background-removal", "dichotomous-image-segmentation"],
+    "matting": ["image-matting", "background-removal"],
+    "portrait": ["portrait-matting", "image-matting"],
+    "DIS": ["dichotomous-image-segmentation"],
+    "COD": ["camouflaged-object-detection"],
+    "HRSOD": ["salient-object-detection"],
+}
+
+
+def _quoted_figures_section(card: dict[str, Any]) -> str:
+    figures = card.get("quoted_figures") or []
+    if not figures:
+        return (
+            "### Figures published by the authors\n\n"
+            "No figures for this checkpoint were found in the sources read (see Sources).\n"
+        )
+    rows = []
+    for figure in figures:
+        metrics = ", ".join(f"{name} {value:g}" for name, value in figure["metrics"].items())
+        note = f" ({figure['note']})" if figure.get("note") else ""
+        rows.append([figure["quoted_from"], figure["test_set"], metrics + note])
+    return (
+        "### Figures published by the authors (quoted)\n\n"
+        "Quoted from the sources named; they describe the authors' weights and their measurement setup, were not "
+        "measured on the weights of this repository and are not part of the model-index.\n\n"
+        + _markdown_table(["Quoted from", "Test set", "Figures"], rows)
+        + "\n"
+    )
+
+
+def build_family_model_card(
+    card: dict[str, Any],
+    repo_id: str | None,
+    weights: WeightsSource,
+    eval_results: EvalReport | None = None,
+    dataset_id: str = DEFAULT_DATASET_ID,
+) -> ModelCard:
+    """The ``README.md`` of a released family converted to this implementation (``birefnet-hf publish --family``).
+
+    Args:
+        card: the facts of ``hub_configs/families/<name>/card.yaml`` (see :func:`birefnet_hf.hub_configs.family_card_facts`).
+        repo_id: the Hub repository (``owner/name``) used in the usage examples; a placeholder when ``None``.
+        weights: where the weights come from (the authors' checkpoint of the family, converted).
+        eval_results: our own evaluation (``examples/evaluate.py``), the only source of the model-index; the
+            authors' figures are shown in a separate table, labelled as quotes.
+        dataset_id: model-index dataset of ``eval_results``.
+    """
+    name, source_id = card["family"], card["hub_id"]
+    repo = repo_id or f"<owner>/{name}"
+    backbone, macs, size_facts = card["backbone"], card["macs"], card["input_size"]
+    tags = list(dict.fromkeys(["birefnet", name.lower(), *_USE_TAGS.get(card["use"], []), card["size"], _backbone_tag(backbone)]))
+    metadata: dict[str, Any] = {}
+    if card.get("gated"):
+        metadata["extra_gated_prompt"] = (
+            f"The {name} weights belong to their owners and are licensed {card['license']}; the original repository "
+            f"{source_id} is gated. {card['license_note']} Request access to confirm that you accept these terms."
+        )
+    card_data = ModelCardData(
+        model_name=card["title"],
+        license=card["license"],
+        library_name="transformers",
+        pipeline_tag="image-segmentation",
+        tags=tags,
+        datasets=[dataset_id] if eval_results else None,
+        metrics=[metric_type for metric_type, _ in METRICS.values()] if eval_results else None,
+        eval_results=eval_results_for_model_index(eval_results, dataset_id) if eval_results else None,
+        **metadata,
+    )
+    macs_resolution = "x".join(str(side) for side in macs["resolution"])
+    processor_size = json.dumps(size_facts["processor_size"])
+    licence = card["license"].upper() if card["license"] == "mit" else card["license"]
+    details = _markdown_table(
+        ["", ""],
+        [
+            ["Released family", f"`{name}` (original repository: [`{source_id}`](https://huggingface.co/{source_id}))"],
+            ["Use", card["use"]],
+            ["Architecture", "BiRefNet (localization module + reconstruction module with bilateral reference)"],
+            [
+                "Backbone",
+                f"{backbone['name']}: {backbone['family']}; {_backbone_source(backbone)}, pre-trained on {backbone['pretraining']}",
+            ],
+            ["Parameters", f"{card['parameters'] / 1e6:.1f} M ({card['parameters']:,})"],
+            [f"MACs at {macs_resolution}", f"{macs['value'] / 1e9:.1f} G"],
+            ["Native input size", size_facts["rule"]],
+            ["Output", "one foreground logit per pixel (sigmoid -> probability)"],
+            ["Licence", licence + (" (gated)" if card.get("gated") else "")],
+        ],
+    )
+    switches = card.get("config_switches") or {}
+    switches_text = (
+        "\n\nThe configuration carries the switches this checkpoint implies: "
+        + ", ".join(f"`{key}={value}`" for key, value in switches.items())
+        + "."
+        if switches
+        else ""
+    )
+    if weights.kind == "converted":
+        weights_text = (
+            f"The released weights of [`{source_id}`](https://huggingface.co/{source_id}) (`{Path(weights.path).name}`), "
+            "converted to this implementation with `birefnet-hf publish --family` (the same tensors under this "
+            "implementation's names; the package's parity tests check its outputs against the authors' code)."
+        )
+    else:
+        weights_text = weights.describe()
+    limitations = "\n".join(f"- {item}" for item in card["limitations"])
+    sources = "\n".join(f"- {item}" for item in card.get("sources", []))
+    not_found = card.get("not_found") or []
+    not_found_text = (
+        "\n\nNot found in those sources (left open here rather than guessed): " + "; ".join(not_found) + "."
+        if not_found
+        else ""
+    )
+    licence_section = card["license_note"]
+    if not card.get("commercial_use", True):
+        licence_section = (
+            f"**Non-commercial use only ({card['license']}).** {licence_section} This repository is published "
+            f"under the same licence as the original weights and under no other."
+        )
+    body = f"""
+# {card["title"]}
+
+{card["description"]}
+
+This repository holds the weights of [`{source_id}`](https://huggingface.co/{source_id}) converted to the native
+transformers implementation of BiRefNet (`birefnet_hf`): no custom code is needed with the package, and the model code
+for `trust_remote_code=True` ships with it.
+
+Paper: *{card["paper"]["title"]}*, {", ".join(card["paper"]["authors"])}, {card["paper"]["venue"]}, {card["paper"]["year"]}.
+Authors' code: {card["paper"]["code"]}.
+
+## Model details
+
+{details}
+
+How the numbers were measured: parameters are counted on the model as built by `BiRefNetForImageSegmentation`; MACs:
+{macs["counted"]}{switches_text}
+
+## Input size
+
+{size_facts["rule"]}. This repository's `preprocessor_config.json` sets it (`size: {processor_size}`), so
+`AutoImageProcessor.from_pretrained("{repo}")` and the pipelines use it without a `size` argument.
+
+## Weights
+
+{weights_text}
+
+{_usage_section(repo)}
+## Training data
+
+{card["training_data"]["description"]}
+
+## Evaluation
+
+{_eval_section(eval_results)}
+{_quoted_figures_section(card)}
+## Intended use
+
+{card["intended_use"]}
+
+## Limitations
+
+{limitations}
+
+## Licence
+
+{licence_section}
+
+## Sources
+
+The facts of this card come from:
+
+{sources}{not_found_text}
+
+## Citation
+
+```bibtex
+{card["citation"].rstrip()}
+```
+"""
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
 __all__ = [
     "DEFAULT_DATASET_ID",
     "METRICS",
     "EvalReport",
     "WeightsSource",
+    "build_family_model_card",
     "build_model_card",
     "eval_results_for_model_index",
     "load_eval_results",

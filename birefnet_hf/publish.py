@@ -12,8 +12,20 @@
     birefnet-hf publish --only swin_v1_l --checkpoint swin_v1_l=BiRefNet-DIS-epoch_590.pth \\
         --eval-results swin_v1_l=eval/swin_v1_l.json --repo-id swin_v1_l=my-org/BiRefNet-DIS
 
+    # released families (hub_configs/families/<name>/), converted from the authors' checkpoints: a .pth/.safetensors
+    # file or a local folder in the authors' Hub layout (config.json without model_type + model.safetensors)
+    birefnet-hf publish --family BiRefNet_HR --checkpoint BiRefNet_HR=downloads/BiRefNet_HR \\
+        --dry-run --output-dir publish-dry-run
+    birefnet-hf publish --all-families --checkpoint 'downloads/{family}' --repo-prefix my-org/ \\
+        --allow-missing-eval-results
+
 Per-size options take ``SIZE=VALUE`` (repeatable) or a pattern containing ``{size}`` for every selected size
-(explicit entries win over a pattern). The configuration, the image processor settings and the facts of the card come
+(explicit entries win over a pattern); with ``--family`` / ``--all-families`` they take ``NAME=VALUE`` or a
+``{family}`` pattern. A family is published under its own licence only (``--license`` may only repeat it: RMBG-2.0
+stays CC BY-NC 4.0, see :func:`birefnet_hf.families.check_publish_license`), with its card (use, licence, native size,
+the authors' figures labelled as quotes) and a ``preprocessor_config.json`` at its native size, so that
+``AutoImageProcessor.from_pretrained`` works on the published repository directly (the authors' repositories have
+none). A gated family's new repository is gated too (``gated="auto"``) before its files are uploaded. The configuration, the image processor settings and the facts of the card come
 from ``hub_configs/<size>/`` (see :mod:`birefnet_hf.hub_configs`, ``--hub-configs``).
 
 Work happens in three phases, so that nothing is uploaded unless every selected size is ready:
@@ -48,7 +60,7 @@ import torch
 from transformers.utils import logging
 
 from .configuration_birefnet import BiRefNetConfig
-from .hub_configs import HUB_SIZES, load_hub_config_folder
+from .hub_configs import ALL_SIZES, FAMILIES_FOLDER, HUB_SIZES, load_hub_config_folder
 from .model_card import DEFAULT_DATASET_ID, EvalReport, WeightsSource, build_model_card, load_eval_results
 
 logger = logging.get_logger(__name__)
@@ -92,6 +104,7 @@ class SizePlan:
     weights: WeightsSource
     eval_results: EvalReport | None
     repo_id: str | None
+    family: str | None = None  #: the released family (``size`` is then the family's name)
 
 
 # ------------------------------------------------------------------------------------------ option parsing
@@ -99,33 +112,41 @@ def _default_hub_configs() -> Path:
     return Path(__file__).resolve().parent.parent / "hub_configs"
 
 
-def _parse_per_size(values: list[str] | None, option: str, sizes: list[str]) -> dict[str, str]:
-    """``SIZE=VALUE`` entries and ``{size}`` patterns -> ``{size: value}`` for the selected sizes."""
+def _parse_per_size(
+    values: list[str] | None,
+    option: str,
+    sizes: list[str],
+    known: tuple[str, ...] = ALL_SIZES,
+    placeholder: str = "{size}",
+) -> dict[str, str]:
+    """``SIZE=VALUE`` entries and ``{size}`` patterns -> ``{size: value}`` for the selected sizes (for families:
+    ``NAME=VALUE`` and ``{family}``, with ``known`` the family names)."""
     explicit: dict[str, str] = {}
     patterns: list[str] = []
+    what = "NAME" if placeholder == "{family}" else "SIZE"
     for value in values or []:
         name, separator, rest = value.partition("=")
-        if separator and name in HUB_SIZES:
+        if separator and name in known:
             if name in explicit:
                 raise PublishError(f"{option}: {name} is given twice ({explicit[name]!r} and {rest!r}).")
             if not rest:
                 raise PublishError(f"{option} {value!r}: empty value for {name}.")
             explicit[name] = rest
-        elif "{size}" in value:
+        elif placeholder in value:
             patterns.append(value)
         else:
             raise PublishError(
-                f"{option} {value!r}: expected SIZE=VALUE with SIZE one of {', '.join(HUB_SIZES)}, "
-                "or a pattern containing {size}."
+                f"{option} {value!r}: expected {what}=VALUE with {what} one of {', '.join(known)}, "
+                f"or a pattern containing {placeholder}."
             )
     if len(patterns) > 1:
-        raise PublishError(f"{option}: more than one {{size}} pattern ({', '.join(patterns)}).")
+        raise PublishError(f"{option}: more than one {placeholder} pattern ({', '.join(patterns)}).")
     unselected = sorted(set(explicit) - set(sizes))
     if unselected:
         raise PublishError(
             f"{option} is given for {', '.join(unselected)}, which is not being published (selected: {', '.join(sizes)})."
         )
-    mapping = {size: patterns[0].replace("{size}", size) for size in sizes} if patterns else {}
+    mapping = {size: patterns[0].replace(placeholder, size) for size in sizes} if patterns else {}
     mapping.update(explicit)
     return mapping
 
@@ -146,8 +167,10 @@ def _check_repo_id(repo_id: str, where: str) -> str:
     return repo_id
 
 
-def _resolve_repo_ids(args: argparse.Namespace, sizes: list[str]) -> dict[str, str]:
-    explicit = _parse_per_size(args.repo_id, "--repo-id", sizes)
+def _resolve_repo_ids(
+    args: argparse.Namespace, sizes: list[str], known: tuple[str, ...] = ALL_SIZES, placeholder: str = "{size}"
+) -> dict[str, str]:
+    explicit = _parse_per_size(args.repo_id, "--repo-id", sizes, known, placeholder)
     repo_ids = {}
     for size in sizes:
         if size in explicit:
@@ -276,16 +299,50 @@ def _load_training_state(folder: Path, where: str, drop_classifier: bool) -> dic
     return state
 
 
+def authors_checkpoint_file(path: str | os.PathLike, where: str) -> Path:
+    """The weights file of an authors' checkpoint: ``path`` itself (``.pth`` / ``.safetensors``), or the
+    ``model.safetensors`` of a folder in the authors' Hub layout (``config.json`` without ``model_type``, pointing
+    ``auto_map`` at ``birefnet.BiRefNet``: a local copy of e.g. ``ZhengPeng7/BiRefNet_HR``)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise PublishError(f"{where}: {path} not found.")
+    config_path, weights = path / "config.json", path / "model.safetensors"
+    if not config_path.is_file() or not weights.is_file():
+        raise PublishError(
+            f"{where}: {path} is not a folder in the authors' layout: it needs config.json and model.safetensors "
+            f"(found: {', '.join(sorted(p.name for p in path.iterdir())) or 'nothing'})."
+        )
+    try:
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PublishError(f"{where}: {config_path} is not a JSON file: {error}") from error
+    if not isinstance(raw, dict):
+        raise PublishError(f"{where}: {config_path} does not hold a JSON object.")
+    auto_model = (raw.get("auto_map") or {}).get("AutoModelForImageSegmentation", "")
+    if "model_type" in raw or not (auto_model.endswith(".BiRefNet") or raw.get("architectures") == ["BiRefNet"]):
+        raise PublishError(
+            f"{where}: {config_path} is not an authors' BiRefNet config (it has model_type "
+            f"{raw.get('model_type')!r}; the authors' config has none and points auto_map at birefnet.BiRefNet). "
+            "An already converted folder is published with --weights-dir."
+        )
+    return weights
+
+
 def _convert_authors_checkpoint(
     path: Path, config: BiRefNetConfig, expected, where: str
 ) -> dict[str, torch.Tensor]:
     from .convert_birefnet_original_to_hf import convert_state_dict, infer_backbone, load_original_state_dict
+    from .families import refuse_pre_2024_layout
 
+    path = authors_checkpoint_file(path, where)
     try:
         original = load_original_state_dict(path)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise PublishError(f"{where}: {error}") from error
     try:
+        refuse_pre_2024_layout(original)
         detected = infer_backbone(original)
     except ValueError as error:
         raise PublishError(
@@ -297,6 +354,22 @@ def _convert_authors_checkpoint(
         return convert_state_dict(original, config, expected)
     except ValueError as error:
         raise PublishError(f"{where}: {error}") from error
+
+
+def check_family_card(name: str, card: dict[str, Any], hub_folder: Path) -> None:
+    """Refuse a family's ``card.yaml`` that describes another family or another licence than the family's own
+    (e.g. RMBG-2.0 under MIT): a family is only ever published under its licence."""
+    from .families import check_publish_license
+
+    if card.get("family") != name:
+        raise PublishError(
+            f"{hub_folder / 'card.yaml'} describes {card.get('family')!r}, not the family {name}; regenerate the hub "
+            "configs with `python -m birefnet_hf.hub_configs`."
+        )
+    try:
+        check_publish_license(name, str(card["license"]))
+    except ValueError as error:
+        raise PublishError(f"{hub_folder / 'card.yaml'}: {error}") from error
 
 
 def validate_weights(plan: SizePlan, config: BiRefNetConfig) -> None:
@@ -518,6 +591,8 @@ def build_folder(
 
     hub = load_hub_config_folder(plan.hub_folder)
     config, card_facts = hub["config"], hub["card"]
+    if plan.family is not None:
+        check_family_card(plan.family, card_facts, plan.hub_folder)
     model = load_model(plan, config, seed=seed)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     if parameters != card_facts["parameters"]:
@@ -547,10 +622,17 @@ def build_folder(
 
 # ------------------------------------------------------------------------------------------------- upload
 def upload_folder(
-    folder: Path, repo_id: str, token: str, private: bool, create_pr: bool, commit_message: str
+    folder: Path,
+    repo_id: str,
+    token: str,
+    private: bool,
+    create_pr: bool,
+    commit_message: str,
+    gated: bool = False,
 ):
     """Create the repository if needed and upload every file of ``folder`` in **one** commit (``create_commit``;
-    ``HfApi.upload_folder`` may split large folders into several commits). Returns the ``CommitInfo``."""
+    ``HfApi.upload_folder`` may split large folders into several commits). With ``gated`` (a gated family such as
+    RMBG-2.0) the repository is gated (``gated="auto"``) before any file is uploaded. Returns the ``CommitInfo``."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     operations = [
@@ -561,6 +643,8 @@ def upload_folder(
     api = HfApi(token=token)
     # private=None (not False) when not asked: a new repository then follows the owner's default visibility
     api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+    if gated:
+        api.update_repo_settings(repo_id, gated="auto", repo_type="model")
     return api.create_commit(
         repo_id=repo_id,
         repo_type="model",
@@ -583,14 +667,35 @@ def build_parser() -> argparse.ArgumentParser:
         "pattern containing {size}, e.g. --weights-dir 'runs/{size}/final'.",
     )
     parser.add_argument(
-        "--only", nargs="+", choices=HUB_SIZES, metavar="SIZE", help="publish only these sizes (default: all)"
+        "--only",
+        nargs="+",
+        choices=ALL_SIZES,
+        metavar="SIZE",
+        help=f"publish only these sizes (default: the {len(HUB_SIZES)} sizes {', '.join(HUB_SIZES)})",
+    )
+    families = parser.add_argument_group(
+        "released families (hub_configs/families/<name>/; per-family options take NAME=VALUE or a {family} pattern)"
+    )
+    families.add_argument(
+        "--family",
+        nargs="+",
+        metavar="NAME",
+        help="publish these released families (e.g. BiRefNet_HR, briaai/RMBG-2.0), converted from --checkpoint",
+    )
+    families.add_argument("--all-families", action="store_true", help="publish every released family")
+    families.add_argument(
+        "--license",
+        help="licence to publish under; only the family's own is accepted (RMBG-2.0: cc-by-nc-4.0; the others: mit)",
     )
     source = parser.add_argument_group("weights (one source per size)")
     source.add_argument(
         "--weights-dir", action="append", metavar="SIZE=PATH", help="training output / save_pretrained folder"
     )
     source.add_argument(
-        "--checkpoint", action="append", metavar="SIZE=PATH", help="authors' checkpoint (.pth / .safetensors)"
+        "--checkpoint",
+        action="append",
+        metavar="SIZE=PATH",
+        help="authors' checkpoint (.pth / .safetensors, or a folder in the authors' Hub layout)",
     )
     source.add_argument(
         "--random-init",
@@ -659,7 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
         "layout)",
     )
     parser.add_argument(
-        "--write-hub-configs", type=Path, metavar="DIR", help="only (re)write DIR/<size>/ from code and exit"
+        "--write-hub-configs",
+        type=Path,
+        metavar="DIR",
+        help="only (re)write DIR/<size>/ (and DIR/families/<name>/ with --family / --all-families) from code and exit",
     )
     return parser
 
@@ -667,6 +775,10 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | None]:
     """Phase 1 (except the weights check): turn the options into one :class:`SizePlan` per size, or raise
     :class:`PublishError` naming the option at fault. Returns the plans and the Hub token (``None`` for dry runs)."""
+    if args.family or args.all_families:
+        return _plan_families(args)
+    if args.license is not None and args.license.lower() != "mit":
+        raise PublishError(f"--license {args.license!r}: the backbone sizes are published under their licence, mit.")
     sizes = list(dict.fromkeys(args.only or HUB_SIZES))
     if args.random_init and not args.dry_run:
         raise PublishError(
@@ -752,6 +864,104 @@ def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | No
     return plans, token
 
 
+def _plan_families(args: argparse.Namespace) -> tuple[list[SizePlan], str | None]:
+    """:func:`plan_publication` for ``--family`` / ``--all-families``: one plan per family, its weights converted
+    from ``--checkpoint NAME=PATH`` (or random for a dry run), its folder ``hub_configs/families/<name>/``."""
+    from .families import FAMILIES, check_publish_license, get_family
+
+    if args.family and args.all_families:
+        raise PublishError("--family and --all-families: give one of them.")
+    if args.only:
+        raise PublishError("--only selects backbone sizes; it cannot be combined with --family / --all-families.")
+    if args.weights_dir:
+        raise PublishError(
+            "--weights-dir is not used with --family: a released family is converted from the authors' checkpoint "
+            "(--checkpoint NAME=FILE or NAME=FOLDER in the authors' layout)."
+        )
+    if args.random_init and not args.dry_run:
+        raise PublishError(
+            "--random-init is for dry runs only (random weights must never be published): add --dry-run."
+        )
+    if args.dry_run and args.output_dir is None:
+        raise PublishError("--dry-run needs --output-dir (where the folders are left for inspection).")
+    names = []
+    for name in args.family or list(FAMILIES):
+        try:
+            names.append(get_family(name).name)
+        except ValueError as error:
+            raise PublishError(f"--family: {error}") from error
+    names = list(dict.fromkeys(names))
+    known = tuple(FAMILIES)
+
+    hub_root = args.hub_configs if args.hub_configs is not None else _default_hub_configs()
+    if not hub_root.is_dir():
+        raise PublishError(
+            f"hub configs folder {hub_root} not found: pass --hub-configs, or generate it with "
+            f"`python -m birefnet_hf.hub_configs --output-dir {hub_root}`."
+        )
+    checkpoints = _parse_per_size(args.checkpoint, "--checkpoint", names, known, "{family}")
+    eval_paths = _parse_per_size(args.eval_results, "--eval-results", names, known, "{family}")
+    repo_ids = _resolve_repo_ids(args, names, known, "{family}")
+
+    problems: list[str] = []
+    plans = []
+    for name in names:
+        found = len(problems)
+        try:
+            check_publish_license(name, args.license)
+        except ValueError as error:
+            problems.append(f"--license: {error}")
+        weights = None
+        if name in checkpoints:
+            path = Path(checkpoints[name])
+            if path.is_file() or path.is_dir():
+                weights = WeightsSource("converted", str(path))
+            else:
+                problems.append(f"--checkpoint {name}: {path} not found.")
+        elif args.random_init:
+            weights = WeightsSource("random")
+        else:
+            problems.append(
+                f"{name}: no weights (--checkpoint {name}=FILE_OR_AUTHORS_FOLDER, a {{family}} pattern, or "
+                "--random-init for a dry run); use --family to publish a subset."
+            )
+        report = None
+        if name in eval_paths:
+            try:
+                report = load_eval_results(eval_paths[name])
+            except (FileNotFoundError, ValueError) as error:
+                problems.append(f"--eval-results {name}: {error}")
+        elif not args.dry_run and not args.allow_missing_eval_results:
+            problems.append(
+                f"{name}: no --eval-results (the model card's results come from examples/evaluate.py); "
+                "pass --allow-missing-eval-results to upload without them."
+            )
+        if not args.dry_run and name not in repo_ids:
+            problems.append(f"{name}: no repository id; pass --repo-prefix OWNER/PREFIX or --repo-id {name}=OWNER/NAME.")
+        hub_folder = hub_root / FAMILIES_FOLDER / name
+        try:
+            check_family_card(name, load_hub_config_folder(hub_folder)["card"], hub_folder)
+        except (FileNotFoundError, ValueError) as error:
+            problems.append(str(error))
+        if args.output_dir is not None:
+            destination = args.output_dir / name
+            if destination.exists() and any(destination.iterdir()) and not args.overwrite:
+                problems.append(
+                    f"{destination} exists and is not empty; pass --overwrite or choose another --output-dir."
+                )
+        if len(problems) == found:
+            plans.append(SizePlan(name, hub_folder, weights, report, repo_ids.get(name), family=name))
+    token = None
+    if not args.dry_run:
+        try:
+            token = _resolve_token(args)
+        except PublishError as error:
+            problems.append(str(error))
+    if problems:
+        raise PublishError("\n  ".join(["cannot publish:"] + problems))
+    return plans, token
+
+
 def publish(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run the three phases; returns one summary dict per size (folder, repo id, commit / PR url)."""
     from tqdm.auto import tqdm
@@ -789,9 +999,23 @@ def publish(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.dry_run:
             return summary
         for plan, entry in zip(tqdm(plans, desc="upload", unit="repo"), summary, strict=True):
-            message = args.commit_message or f"Upload BiRefNet {plan.size}"
+            gated = False
+            if plan.family is not None:
+                from .families import get_family
+
+                family = get_family(plan.family)
+                gated = family.gated
+                default_message = f"Upload {family.name} (BiRefNet, converted from {family.hub_id})"
+            else:
+                default_message = f"Upload BiRefNet {plan.size}"
             info = upload_folder(
-                folders[plan.size], plan.repo_id, token, args.private, args.create_pr, message
+                folders[plan.size],
+                plan.repo_id,
+                token,
+                args.private,
+                args.create_pr,
+                args.commit_message or default_message,
+                gated=gated,
             )
             entry["commit_url"] = info.commit_url
             entry["pr_url"] = info.pr_url
@@ -805,9 +1029,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.write_hub_configs is not None:
+        from .families import FAMILIES, get_family
         from .hub_configs import write_hub_configs
 
-        written = write_hub_configs(args.write_hub_configs, args.only or HUB_SIZES)
+        try:
+            families = list(FAMILIES) if args.all_families else [get_family(name).name for name in args.family or []]
+        except ValueError as error:
+            parser.error(f"--family: {error}")
+        written = write_hub_configs(args.write_hub_configs, args.only or ([] if families else HUB_SIZES), families)
         print(f"wrote {len(written)} files under {args.write_hub_configs}")
         return 0
     try:

@@ -404,6 +404,7 @@ class FakeHub:
         self.lfs_store: dict[str, bytes] = {}
         self.verified: list[str] = []
         self.commits: list[dict] = []
+        self.settings: list[dict] = []
 
     def client(self) -> httpx2.Client:
         return httpx2.Client(
@@ -429,6 +430,9 @@ class FakeHub:
             self.created.append(body)
             repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
             return self._json(200, {"url": f"{self.endpoint}/{repo_id}", "name": repo_id})
+        if request.method == "PUT" and parts[:2] == ["api", "models"] and len(parts) == 5 and parts[4] == "settings":
+            self.settings.append({"repo": "/".join(parts[2:4]), **json.loads(request.content)})
+            return self._json(200, {})
         if request.method == "POST" and path == "/api/validate-yaml":
             content = json.loads(request.content)["content"]
             self.validated_readmes.append(content)
@@ -573,3 +577,23 @@ def test_upload_to_fake_hub(tmp_path, fake_hub, tiny_model_dir, eval_results_jso
     out = capsys.readouterr().out
     assert "my-org/BiRefNet-tiny" in out and "discussions/1" in out
     _no_auto_class_leak()
+
+
+def test_gated_family_repository_is_gated_before_its_files_are_uploaded(tmp_path, fake_hub):
+    """A gated family (RMBG-2.0) is uploaded to a repository gated with gated="auto" before the commit."""
+    from birefnet_hf.publish import upload_folder
+
+    folder = tmp_path / "RMBG-2.0"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# RMBG-2.0\n")
+    (folder / "config.json").write_text("{}")
+    upload_folder(folder, "my-org/RMBG-2.0-hf", "hf_fake", private=False, create_pr=False, commit_message="m",
+                  gated=True)
+    assert fake_hub.unexpected == []
+    assert fake_hub.settings == [{"repo": "my-org/RMBG-2.0-hf", "gated": "auto"}]
+    methods = [method for method, _ in fake_hub.requests]
+    settings_at = methods.index("PUT")
+    commit_at = next(i for i, (method, url) in enumerate(fake_hub.requests) if url.endswith("/commit/main"))
+    assert settings_at < commit_at and len(fake_hub.commits) == 1
+    upload_folder(folder, "my-org/BiRefNet-hf", "hf_fake", private=False, create_pr=False, commit_message="m")
+    assert len(fake_hub.settings) == 1  # not gated unless asked
