@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoImageProcessor, AutoModelForImageSegmentation
 
 from birefnet_hf import BiRefNetForImageSegmentation, BiRefNetImageProcessor
-from birefnet_hf.convert_birefnet_original_to_hf import convert_checkpoint
+from birefnet_hf.convert_birefnet_original_to_hf import rename_original_key
 from birefnet_hf.families import FAMILIES
 from birefnet_hf.publish import main
 from parity_recipe import official_state_dict
@@ -70,12 +70,15 @@ def test_family_dry_run_from_an_authors_folder(tmp_path, capsys, lite_2k_folder)
     config = json.loads((folder / "config.json").read_text())
     assert config["backbone"] == "swin_v1_t" and config["loss_mae_weight"] == 100.0
 
-    # the weights are the authors' tensors under our names (fp16 -> fp32, exactly)
-    expected = convert_checkpoint(load_file(lite_2k_folder / "model.safetensors")).state_dict()
+    # the weights are the authors' tensors under our names (fp16 -> fp32, exactly), every one of them
+    authors = load_file(lite_2k_folder / "model.safetensors")
     saved = load_file(folder / "model.safetensors")
-    assert saved.keys() <= expected.keys()
+    renamed = {rename_original_key(key, "swin_v1_t"): value for key, value in authors.items()}
+    renamed.pop(None, None)  # buffers the model computes (relative_position_index)
+    assert saved.keys() == renamed.keys()
     for key, value in saved.items():
-        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+        torch.testing.assert_close(value, renamed[key].to(value.dtype), rtol=0, atol=0)
+        assert value.dtype == (torch.float32 if renamed[key].is_floating_point() else renamed[key].dtype)
 
     # the repository has a preprocessor_config.json at the family's native size: AutoImageProcessor needs no size
     assert json.loads((folder / "preprocessor_config.json").read_text())["size"] == {"height": 1440, "width": 2560}
@@ -225,3 +228,15 @@ def test_authors_layout_has_no_processor_config_so_image_processor_for_is_the_ro
         AutoImageProcessor.from_pretrained(folder)
     processor = image_processor_for(folder)
     assert (processor.size.height, processor.size.width) == (2048, 2048)
+
+
+def test_write_hub_configs_of_a_family(tmp_path, capsys):
+    """`publish --write-hub-configs DIR --family NAME` writes DIR/families/NAME/ as committed."""
+    assert main(["--write-hub-configs", str(tmp_path), "--family", "BiRefNet_lite"]) == 0
+    written = tmp_path / "families" / "BiRefNet_lite"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["families"]
+    for name in ("config.json", "preprocessor_config.json", "card.yaml"):
+        assert (written / name).read_text() == (REPO_HUB_CONFIGS / "families" / "BiRefNet_lite" / name).read_text()
+    with pytest.raises(SystemExit):
+        main(["--write-hub-configs", str(tmp_path), "--family", "BiRefNet_XL"])
+    assert "unknown BiRefNet family 'BiRefNet_XL'" in _error(capsys)
