@@ -142,7 +142,8 @@ def test_validation_failure_exits_1_and_writes_nothing(pvt_export, tmp_path, mon
     folder = pvt_export[0]
     output = tmp_path / "model.onnx"
     monkeypatch.setattr(onnx_export, "FP32_LOGIT_TOLERANCE", -1.0)  # nothing can pass
-    assert main(["export", "onnx", "--model", str(folder), "--output", str(output)]) == 1
+    argv = ["export", "onnx", "--model", str(folder), "--output", str(output), "--height", "64", "--width", "64"]
+    assert main(argv) == 1
     error = capsys.readouterr().err
     assert "validation failed" in error and "EXCEEDS TOLERANCE" in error and "max|dlogit|" in error
     assert not output.exists() and not list(tmp_path.iterdir())
