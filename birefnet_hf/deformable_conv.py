@@ -151,6 +151,8 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
     source = x.to(sample_dtype)
     weight_matrix = weight.reshape(out_channels, channels * taps)
     chunk = max(1, min(positions, _MAX_PORTABLE_COLUMN_ELEMENTS // max(1, batch * channels * taps)))
+    if torch.jit.is_tracing():  # the TorchScript tracer (ONNX) would fix the chunk bounds to the traced size
+        chunk = positions
     pieces = []
     for start in range(0, positions, chunk):
         stop = min(positions, start + chunk)

@@ -79,8 +79,9 @@ class BiRefNetImageSegmentationOutput(ModelOutput):
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
-    """The authors' resize everywhere in the model: bilinear, ``align_corners=True`` (skipped at equal size)."""
-    size = tuple(int(s) for s in size)
+    """The authors' resize everywhere in the model: bilinear, ``align_corners=True`` (skipped at equal size).
+    ``size`` stays as given (no ``int()``), so that a traced graph keeps it as a function of the input's shape."""
+    size = tuple(size)
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
@@ -94,7 +95,7 @@ def image_patches(image: torch.Tensor, size) -> torch.Tensor:
     """Cut ``image`` (N, C, H, W) into the grid of (H/h) x (W/w) patches of size ``(h, w)`` and stack them on the
     channel axis, channel-major then row-major over the grid: output (N, C * gh * gw, h, w)."""
     batch, channels, height, width = image.shape
-    patch_h, patch_w = int(size[0]), int(size[1])
+    patch_h, patch_w = size[0], size[1]  # no int(): traced graphs keep the sizes symbolic
     grid_h, grid_w = height // patch_h, width // patch_w
     patches = image.view(batch, channels, grid_h, patch_h, grid_w, patch_w)
     return patches.permute(0, 1, 2, 4, 3, 5).reshape(batch, channels * grid_h * grid_w, patch_h, patch_w)

@@ -149,6 +149,10 @@ def _attend(attn: nn.Module, windows: torch.Tensor, mask: torch.Tensor | None, b
     else:
         combined = (bias + mask.unsqueeze(1)).to(q.dtype)  # (windows, heads, N, N)
         per_image = count // batch
+        if torch.jit.is_tracing():  # the TorchScript tracer (ONNX) would unroll the loop below for one batch size
+            combined = combined.unsqueeze(0).expand(batch, -1, -1, -1, -1).reshape(count, *combined.shape[1:])
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=combined, dropout_p=dropout)
+            return attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(count, area, -1)))
         out = torch.cat([
             F.scaled_dot_product_attention(
                 q[i * per_image : (i + 1) * per_image], k[i * per_image : (i + 1) * per_image],
@@ -194,10 +198,17 @@ def gathered_window_attention(block, x: torch.Tensor, layouts: WindowLayoutCache
     return x.view(batch, height, width, channels)
 
 
+def _plain_linear_layers(block) -> bool:
+    """Whether the block's linear layers are plain ``nn.Linear`` (the CPU inference block reads their weights;
+    wrapped layers, e.g. peft's LoRA adapters, must be called as modules)."""
+    layers = (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2)
+    return all(type(layer) is nn.Linear for layer in layers)
+
+
 def swin_block(block, x: torch.Tensor, layouts: WindowLayoutCache) -> torch.Tensor:
     """One timm ``SwinTransformerBlock`` with pad-first window attention: ``x + attention(norm1(x))``, then
     ``x + mlp(norm2(x))`` (with timm's stochastic depth in training)."""
-    if use_cpu_inference_kernels(x, block):
+    if use_cpu_inference_kernels(x, block) and _plain_linear_layers(block):
         return cpu_inference_block(block, x, layouts)
     normed = block.norm1(x)
     if is_tracing():

@@ -260,3 +260,26 @@ def test_deformable_conv_with_channels_last_predictions_matches_torchvision(kern
         mask = 2.0 * torch.sigmoid(modulator)
         expected = deform_conv2d(x, offset, layer.regular_conv.weight, None, padding=layer.padding, mask=mask)
         assert torch.allclose(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_wrapped_linear_layers_take_the_module_path():
+    """A block whose linear layers are wrapped (peft's LoRA) is not run by the CPU inference block, which reads the
+    plain weights: the wrapper's extra term must count."""
+    from birefnet_hf.window_attention import WindowLayoutCache, swin_block
+
+    class Shifted(torch.nn.Module):  # a wrapper that changes the layer's output, like an adapter
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.weight, self.bias = inner.weight, inner.bias
+
+        def forward(self, x):
+            return self.inner(x) + 1.0
+
+    block = _timm_block(shifted=True)
+    x = torch.randn(1, 9, 12, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        plain = swin_block(block, x, WindowLayoutCache())
+        block.mlp.fc2 = Shifted(block.mlp.fc2)
+        wrapped = swin_block(block, x, WindowLayoutCache())
+    assert torch.allclose(wrapped, plain + 1.0, atol=1e-5)

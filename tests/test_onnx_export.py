@@ -24,18 +24,6 @@ from birefnet_hf.onnx_export import (  # noqa: E402
 
 SIDE = 128
 
-#: Known model-side blockers of a fully dynamic graph (the tracer turns these sizes into constants); the tests that
-#: need them are strict xfails, so they fail (XPASS) as soon as the model is fixed and the marker must go.
-SIZE_BLOCKER = (
-    "modeling_birefnet._resize (`int(s) for s in size`) and image_patches (`int(size[0])`) turn traced sizes into "
-    "Python ints, so the traced graph is fixed to one height/width"
-)
-BATCH_BLOCKER = (
-    "window_attention._attend branches on `batch > 1` (a traced size turned into a Python bool), so Swin graphs "
-    "traced at batch 1 do not run at batch 2"
-)
-
-
 def _model_dir(path, backbone: str, side: int):
     """A random BiRefNet with non-zero deformable offsets (so the sampling is really exercised) and a processor at
     ``side``, saved like a Hub folder."""
@@ -106,7 +94,6 @@ def test_parity_batch_1_and_2(pvt_export):
         assert difference <= FP32_LOGIT_TOLERANCE, (batch, difference)
 
 
-@pytest.mark.xfail(strict=True, reason=SIZE_BLOCKER)
 def test_two_sizes_from_one_file(pvt_export):
     _, model, output, report = pvt_export
     assert report.dynamic_size
@@ -263,7 +250,6 @@ def test_swin_export_parity(swin_export):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=f"{BATCH_BLOCKER}; {SIZE_BLOCKER}")
 def test_swin_graph_is_dynamic(swin_export):
     _, _, _, report = swin_export
     assert report.dynamic_batch and report.dynamic_size
