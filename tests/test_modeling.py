@@ -165,7 +165,7 @@ def test_auto_config_and_id2label(tiny_model_dir):
     assert saved["model_type"] == "birefnet" and saved["backbone"] == "pvt_v2_b0"
 
 
-@pytest.mark.parametrize("bad", [{"backbone": "resnet50"}, {"multi_scale_input": "both"},
+@pytest.mark.parametrize("bad", [{"backbone": "resnet18"}, {"multi_scale_input": "both"},
                                  {"context_feature_fusion_levels": 4}, {"decoder_attention": "sa"},
                                  {"outward_reference": True, "multi_stage_supervision": False},
                                  {"deformable_kernel_sizes": [2]}])
