@@ -132,7 +132,7 @@ def relative_position_bias(attn: nn.Module) -> torch.Tensor:
     """The window attention's learned relative position bias, (1, heads, N, N)."""
     area = attn.relative_position_index.shape[0]
     bias = attn.relative_position_bias_table[attn.relative_position_index.view(-1)].view(area, area, -1)
-    return bias.permute(2, 0, 1).unsqueeze(0)
+    return bias.permute(2, 0, 1).contiguous().unsqueeze(0)  # contiguous: SDPA on CPU copies a strided mask per call
 
 
 def _attend(attn: nn.Module, windows: torch.Tensor, mask: torch.Tensor | None, batch: int) -> torch.Tensor:
