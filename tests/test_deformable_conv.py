@@ -104,3 +104,28 @@ def test_samples_on_and_beyond_the_border_match_torchvision(sampler):
                                          sampler=sampler)
     assert torch.allclose(actual, expected, atol=1e-10, rtol=1e-10)
     assert torch.allclose(single.double(), expected, atol=1e-5, rtol=1e-5)  # float32: the oneDNN product on CPU
+
+
+@pytest.mark.parametrize("sampler", ["gather", "grid_sample"])
+@pytest.mark.parametrize("shape,kernel", [((1, 4, 9, 7), 3), ((2, 8, 16, 16), 7), ((1, 3, 5, 5), 1)])
+def test_non_finite_offsets_give_nan_never_an_index_error(sampler, shape, kernel):
+    """NaN in, NaN out, on every shape and both samplers (the gather sampler used to compute an index from NaN:
+    `Index -9223372036854775808` inside embedding_bag on some shapes, zeros on others)."""
+    batch, channels, height, width = shape
+    taps, pad = kernel * kernel, kernel // 2
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=generator)
+    offset = torch.randn(batch, 2 * taps, height, width, generator=generator)
+    mask = torch.rand(batch, taps, height, width, generator=generator)
+    weight = torch.randn(5, channels, kernel, kernel, generator=generator)
+    offset[0, 0, 1, 2] = float("nan")
+    offset[-1, 2 * taps - 1, -1, -1] = float("inf")
+    out = modulated_deform_conv2d(x, offset, mask, weight, None, (pad, pad), sampler=sampler)
+    assert torch.isnan(out[0, :, 1, 2]).all() and torch.isnan(out[-1, :, -1, -1]).all()
+    finite = torch.ones(batch, height, width, dtype=torch.bool)
+    finite[0, 1, 2] = finite[-1, -1, -1] = False
+    assert torch.isfinite(out.permute(0, 2, 3, 1)[finite]).all()
+    reference = modulated_deform_conv2d(
+        x, offset.nan_to_num(0.0, 0.0, 0.0), mask, weight, None, (pad, pad), sampler=sampler
+    )
+    assert torch.allclose(out.permute(0, 2, 3, 1)[finite], reference.permute(0, 2, 3, 1)[finite], atol=1e-5)

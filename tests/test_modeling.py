@@ -298,3 +298,41 @@ def test_bfloat16_forward_runs_and_stays_close(tiny_config):
         half = torch.sigmoid(model.to(torch.bfloat16)(x.bfloat16()).logits)
     assert half.dtype == torch.bfloat16
     assert (half.float() - reference).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("backbone", ["pvt_v2_b0", "swin_v1_t"])
+def test_weights_missing_from_a_checkpoint_are_initialised_and_named(tmp_path, backbone, caplog):
+    """Backbone weights absent from a checkpoint get timm's initialisation (not raw memory) and are reported by name;
+    a model built on the meta device and materialised with `init_weights()` is initialised everywhere."""
+    import safetensors.torch
+    from transformers.utils import logging as hf_logging
+
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone))
+    model.save_pretrained(tmp_path)
+    state = safetensors.torch.load_file(tmp_path / "model.safetensors")
+    dropped = sorted(k for k in state if k.startswith("localization.backbone."))[:6]
+    safetensors.torch.save_file({k: v for k, v in state.items() if k not in dropped}, tmp_path / "model.safetensors",
+                                metadata={"format": "pt"})
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            loaded = BiRefNetForImageSegmentation.from_pretrained(tmp_path)
+    finally:
+        hf_logging.disable_propagation()
+    parameters = dict(loaded.named_parameters())
+    for key in dropped:
+        value = parameters[key]
+        assert torch.isfinite(value).all() and value.abs().max() < 10, key
+        assert key.split(".")[-2] in caplog.text or key in caplog.text
+    kept = next(k for k in state if k.startswith("localization.backbone.") and k not in dropped)
+    assert torch.equal(parameters[kept], state[kept])
+
+    with torch.device("meta"):
+        meta = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone))
+    meta.to_empty(device="cpu")
+    meta.init_weights()
+    for name, value in meta.named_parameters():
+        assert torch.isfinite(value).all() and value.abs().max() < 10, name
+        if value.dim() > 1 and value.numel() > 64 and "offset_conv" not in name and "modulator_conv" not in name:
+            assert value.std() > 0, name  # (deformable offsets and modulation start at zero by design)
