@@ -16,8 +16,19 @@ Scenarios:
 * ``naive-float``: `F.interpolate(..., align_corners=True).sigmoid()` to full size, then `.numpy() * 255` to
   uint8: the straightforward way, for comparison.
 
+Cut-outs of a 4000x3000 (12 MP) and a 12000x8000 (96 MP) photo (issue 16), same model, each CLI run end to end:
+
+* ``rgba-4000x3000`` / ``rgba-12000x8000``: the default RGBA cut-out, with blur-fusion foreground estimation;
+* ``plain-4000x3000`` / ``plain-12000x8000``: `--no-refine-foreground` (the photo's own colours);
+* ``blur-4000x3000``: `--background blur` (RGB composite on the blurred photo);
+* ``crops-4000x3000``: `--refine-crops` (the two-stage mode: every 1024-pixel crop that holds an edge is
+  segmented again at full resolution and blended in; with a random model every crop holds an edge, the worst case);
+* ``fg-12000x8000``: `cutout.estimate_foreground` alone on a decoded photo and an 8-bit matte (no model), i.e.
+  what foreground estimation itself costs at 96 MP.
+
     python benchmarks/large_image.py            # all scenarios, model at 1024x1024
     python benchmarks/large_image.py --resolution 512
+    python benchmarks/large_image.py --scenarios rgba-4000x3000 rgba-12000x8000 fg-12000x8000
 """
 
 from __future__ import annotations
@@ -77,6 +88,17 @@ def _write_jpeg(path: Path, height: int, width: int) -> None:
     coarse.resize((width, height), PIL.Image.BILINEAR).save(path, format="JPEG", quality=90)
 
 
+#: Photo sizes (height, width) of the cut-out scenarios.
+PHOTOS = {"4000x3000": (3000, 4000), "12000x8000": (8000, 12000)}
+#: Extra `birefnet-hf segment` options of the cut-out scenarios.
+CUTOUT_OPTIONS = {
+    "rgba": [],
+    "plain": ["--no-refine-foreground"],
+    "blur": ["--background", "blur"],
+    "crops": ["--refine-crops"],
+}
+
+
 def child(scenario: str, workdir: Path, resolution: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
@@ -85,6 +107,37 @@ def child(scenario: str, workdir: Path, resolution: int) -> dict:
     from birefnet_hf.image_processing_birefnet import BiRefNetImageProcessor
 
     torch.set_num_threads(2)
+    kind, _, photo = scenario.partition("-")
+    if kind == "fg":
+        import PIL.Image
+
+        from birefnet_hf import cutout
+
+        PIL.Image.MAX_IMAGE_PIXELS = None
+        image = PIL.Image.open(workdir / f"{photo}.jpg")
+        image.load()
+        rng = np.random.default_rng(0)
+        coarse = PIL.Image.fromarray((rng.random((12, 16)) * 255).astype(np.uint8), mode="L")
+        matte = np.asarray(coarse.resize(image.size, PIL.Image.BILINEAR))
+        keep = []
+        return _measure(lambda: keep.append(cutout.estimate_foreground(image, matte)))
+    if kind in CUTOUT_OPTIONS:
+        from birefnet_hf import segment
+
+        arguments = [
+            str(workdir / f"{photo}.jpg"),
+            "--model",
+            str(workdir / "model"),
+            "--output-dir",
+            str(workdir / scenario),
+            "--resolution",
+            str(resolution),
+            "--no-progress",
+            "--device",
+            "cpu",
+            *CUTOUT_OPTIONS[kind],
+        ]
+        return _measure(lambda: segment.main(arguments))
     if scenario.startswith("cli-"):
         from birefnet_hf import segment
 
@@ -128,7 +181,20 @@ def child(scenario: str, workdir: Path, resolution: int) -> dict:
     return _measure(step)
 
 
-SCENARIOS = ("cli-1024px", "cli-8000x6000", "matte-uint8", "matte-float32", "naive-float")
+SCENARIOS = (
+    "cli-1024px",
+    "cli-8000x6000",
+    "matte-uint8",
+    "matte-float32",
+    "naive-float",
+    "rgba-4000x3000",
+    "plain-4000x3000",
+    "blur-4000x3000",
+    "crops-4000x3000",
+    "rgba-12000x8000",
+    "plain-12000x8000",
+    "fg-12000x8000",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         BiRefNetImageProcessor().save_pretrained(workdir / "model")
         _write_jpeg(workdir / "large.jpg", *FULL_SIZE)
         _write_jpeg(workdir / "small.jpg", 1024, 1024)
+        for name, (height, width) in PHOTOS.items():
+            if any(scenario.endswith(name) for scenario in args.scenarios):
+                _write_jpeg(workdir / f"{name}.jpg", height, width)
 
         rows = []
         environment = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -181,20 +250,23 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
             median = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
             rows.append((scenario, median))
+            print(f"{scenario}: {json.dumps(median)}", flush=True)  # as soon as measured (long runs)
 
     print(
         f"Model input {args.resolution}x{args.resolution} (pvt_v2_b0, random weights, CPU fp32, 2 threads); "
         f"full size {FULL_SIZE[1]}x{FULL_SIZE[0]}; one float32 full-size copy = {FULL_SIZE[0] * FULL_SIZE[1] * 4 / MB:.0f} MiB"
     )
     print(
-        f"| {'scenario':<14} | {'RSS before MiB':>14} | {'peak MiB':>8} | {'peak increase MiB':>17} | {'= float32 copies':>16} | {'seconds':>7} |"
+        f"| {'scenario':<16} | {'RSS before MiB':>14} | {'peak MiB':>8} | {'peak increase MiB':>17} | "
+        f"{'= float32 copies of its photo':>29} | {'seconds':>7} |"
     )
-    print(f"|{'-' * 16}|{'-' * 16}|{'-' * 10}|{'-' * 19}|{'-' * 18}|{'-' * 9}|")
-    copy_mb = FULL_SIZE[0] * FULL_SIZE[1] * 4 / MB
+    print(f"|{'-' * 18}|{'-' * 16}|{'-' * 10}|{'-' * 19}|{'-' * 31}|{'-' * 9}|")
     for scenario, row in rows:
+        height, width = next((size for name, size in PHOTOS.items() if scenario.endswith(name)), FULL_SIZE)
+        copy_mb = height * width * 4 / MB
         print(
-            f"| {scenario:<14} | {row['rss_before_mb']:>14.0f} | {row['peak_mb']:>8.0f} | {row['increase_mb']:>17.0f} | "
-            f"{row['increase_mb'] / copy_mb:>16.2f} | {row['seconds']:>7.1f} |"
+            f"| {scenario:<16} | {row['rss_before_mb']:>14.0f} | {row['peak_mb']:>8.0f} | {row['increase_mb']:>17.0f} | "
+            f"{row['increase_mb'] / copy_mb:>29.2f} | {row['seconds']:>7.1f} |"
         )
     return 0
 
