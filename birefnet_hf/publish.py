@@ -772,6 +772,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _eval_results_and_repo_checks(key: str, eval_paths: dict, repo_ids: dict, args, problems: list[str]):
+    """The evaluation report of one size or family (``None`` without one) and the problems with its
+    ``--eval-results`` and repository id, appended to ``problems``."""
+    report = None
+    if key in eval_paths:
+        try:
+            report = load_eval_results(eval_paths[key])
+        except (FileNotFoundError, ValueError) as error:
+            problems.append(f"--eval-results {key}: {error}")
+    elif not args.dry_run and not args.allow_missing_eval_results:
+        problems.append(
+            f"{key}: no --eval-results (the model card's results come from examples/evaluate.py); "
+            "pass --allow-missing-eval-results to upload without them."
+        )
+    if not args.dry_run and key not in repo_ids:
+        problems.append(f"{key}: no repository id; pass --repo-prefix OWNER/PREFIX or --repo-id {key}=OWNER/NAME.")
+    return report
+
+
 def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | None]:
     """Phase 1 (except the weights check): turn the options into one :class:`SizePlan` per size, or raise
     :class:`PublishError` naming the option at fault. Returns the plans and the Hub token (``None`` for dry runs)."""
@@ -825,21 +844,7 @@ def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | No
                 f"{size}: no weights (--weights-dir, --checkpoint, or --random-init for a dry run); "
                 "use --only to publish a subset."
             )
-        report = None
-        if size in eval_paths:
-            try:
-                report = load_eval_results(eval_paths[size])
-            except (FileNotFoundError, ValueError) as error:
-                problems.append(f"--eval-results {size}: {error}")
-        elif not args.dry_run and not args.allow_missing_eval_results:
-            problems.append(
-                f"{size}: no --eval-results (the model card's results come from examples/evaluate.py); "
-                "pass --allow-missing-eval-results to upload without them."
-            )
-        if not args.dry_run and size not in repo_ids:
-            problems.append(
-                f"{size}: no repository id; pass --repo-prefix OWNER/PREFIX or --repo-id {size}=OWNER/NAME."
-            )
+        report = _eval_results_and_repo_checks(size, eval_paths, repo_ids, args, problems)
         hub_folder = hub_root / size
         try:
             load_hub_config_folder(hub_folder)
@@ -925,19 +930,7 @@ def _plan_families(args: argparse.Namespace) -> tuple[list[SizePlan], str | None
                 f"{name}: no weights (--checkpoint {name}=FILE_OR_AUTHORS_FOLDER, a {{family}} pattern, or "
                 "--random-init for a dry run); use --family to publish a subset."
             )
-        report = None
-        if name in eval_paths:
-            try:
-                report = load_eval_results(eval_paths[name])
-            except (FileNotFoundError, ValueError) as error:
-                problems.append(f"--eval-results {name}: {error}")
-        elif not args.dry_run and not args.allow_missing_eval_results:
-            problems.append(
-                f"{name}: no --eval-results (the model card's results come from examples/evaluate.py); "
-                "pass --allow-missing-eval-results to upload without them."
-            )
-        if not args.dry_run and name not in repo_ids:
-            problems.append(f"{name}: no repository id; pass --repo-prefix OWNER/PREFIX or --repo-id {name}=OWNER/NAME.")
+        report = _eval_results_and_repo_checks(name, eval_paths, repo_ids, args, problems)
         hub_folder = hub_root / FAMILIES_FOLDER / name
         try:
             check_family_card(name, load_hub_config_folder(hub_folder)["card"], hub_folder)
