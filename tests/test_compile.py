@@ -22,7 +22,7 @@ def _model(backbone: str, train: bool = False) -> BiRefNetForImageSegmentation:
     return model.train(train)
 
 
-@pytest.mark.parametrize("backbone", ["pvt_v2_b0", "swin_v1_t"])
+@pytest.mark.parametrize("backbone", ["pvt_v2_b0", "swin_v1_t", "resnet50", "dino_v3_s"])
 def test_no_graph_breaks_in_eval(backbone):
     model = _model(backbone)
     with torch.no_grad():

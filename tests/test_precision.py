@@ -12,6 +12,7 @@ import torch
 from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
 BACKBONES = ["pvt_v2_b0", "swin_v1_t"]
+FURTHER_BACKBONES = ["vgg16", "resnet50", "dino_v3_s"]
 
 
 def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -84,3 +85,15 @@ def test_bfloat16_model_trains():
     loss.backward()
     assert torch.isfinite(loss)
     assert model.reconstruction.head.weight.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("backbone", FURTHER_BACKBONES)
+def test_autocast_eval_of_the_further_backbones(backbone):
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = model(x).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x).logits
+    assert _relative_error(logits, reference) <= 3e-2
