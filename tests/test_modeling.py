@@ -275,8 +275,13 @@ def test_use_pretrained_backbone_loads_timm_weights_from_the_hub_cache(tmp_path,
     assert torch.equal(reloaded.localization.backbone.patch_embed.proj.weight, weights["patch_embed.proj.weight"])
 
 
+#: dino_v3_7b holds 6.8 B parameters (27 GB in float32, more than CI's machine has): its keys, shapes and pyramid are
+#: checked on the meta device (tests/test_backbones_extra.py), never built in memory.
+IN_MEMORY_BACKBONES = sorted(name for name in birefnet_hf.BACKBONE_SPECS if name != "dino_v3_7b")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", sorted(birefnet_hf.BACKBONE_SPECS))
+@pytest.mark.parametrize("backbone", IN_MEMORY_BACKBONES)
 def test_every_backbone_runs_forward_and_backward(backbone):
     model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).train()
     pixel_values, labels = _batch(n=2)
