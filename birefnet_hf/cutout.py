@@ -648,9 +648,11 @@ def refine_alpha_matting(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def parse_background(spec: str) -> Color | str | Path:
+def parse_background(spec: str, *, files: bool = True) -> Color | str | Path:
     """Parse a `--background` value: "blur", a colour ("white", "#RRGGBB", "#RGB", any CSS name known to
     Pillow, "rgb(r, g, b)") or the path of an image file.
+
+    `files=False` (a server reading its clients' values) never looks at the file system: only "blur" and colours.
 
     Returns an (r, g, b) tuple, the string "blur", or the `Path` of an existing file.
 
@@ -660,14 +662,13 @@ def parse_background(spec: str) -> Color | str | Path:
     text = spec.strip()
     if text.lower() == "blur":
         return "blur"
-    if os.path.isfile(text):
+    if files and os.path.isfile(text):
         return Path(text)
     try:
         color = PIL.ImageColor.getrgb(text)
     except ValueError:
-        raise ValueError(
-            f"background {spec!r} is not 'blur', a colour (white, #RRGGBB, ...) or an existing image file."
-        ) from None
+        accepted = "a colour (white, #RRGGBB, ...)" + (" or an existing image file" if files else "")
+        raise ValueError(f"background {spec!r} is not 'blur', {accepted}.") from None
     return tuple(int(c) for c in color[:3])  # type: ignore[return-value]
 
 
@@ -871,6 +872,12 @@ def crop_grid(length: int, crop: int, overlap: float) -> tuple[list[int], np.nda
         weights[index] = np.where(inside, np.maximum(weight, 0.0), 0.0)
     weights /= weights.sum(axis=0, keepdims=True)
     return starts, weights.astype(np.float32)
+
+
+def crop_count(height: int, width: int, crop_size: int, overlap: float = 0.25) -> int:
+    """How many crops [`refine_matte_in_crops`] (same `overlap` default) tiles a `height` x `width` photo with: an
+    upper bound of the crops it segments again (only those holding an edge are)."""
+    return len(crop_grid(height, crop_size, overlap)[0]) * len(crop_grid(width, crop_size, overlap)[0])
 
 
 def refine_matte_in_crops(

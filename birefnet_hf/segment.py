@@ -46,6 +46,8 @@ from .inference_paths import compile_for_inference
 from .modeling_birefnet import BiRefNetForImageSegmentation
 from . import cutout as cutout_ops
 from .bulk import ProcessShard
+from .cutout_options import CutoutSettings as _CutoutSettings
+from .cutout_options import MatteOptions, add_cutout_arguments, apply_matte_options, cutout_settings_from_args
 from .pipelines import make_cutout
 
 logger = logging.get_logger(__name__)
@@ -289,39 +291,6 @@ def _batched(items: Sequence[Any], batch_size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + batch_size]
 
 
-@dataclass
-class MatteOptions:
-    """What happens to a matte after the model, in this order (see [`remove_background`]):
-
-    1. `refine_crops`: re-segment full-resolution crops (`crop_size` pixels, default the model's input side)
-       around the object's boundary and blend them in (`cutout.refine_matte_in_crops`; `crop_batch_size` crops
-       per forward pass), for photos much larger than the model's input;
-    2. `threshold` (binarise), `dilate`, `erode` (pixels; `cutout.postprocess_matte`);
-    3. `alpha_matting`: closed-form alpha matting in a trimap's unknown band (`cutout.refine_alpha_matting`,
-       needs `pymatting`);
-    4. `feather` (pixels).
-    """
-
-    threshold: float | None = None
-    dilate: int = 0
-    erode: int = 0
-    feather: int = 0
-    alpha_matting: bool = False
-    refine_crops: bool = False
-    crop_size: int | None = None
-    crop_batch_size: int = 1
-
-    def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}.")
-        for name in ("dilate", "erode", "feather"):
-            value = getattr(self, name)
-            if int(value) != value or value < 0:
-                raise ValueError(f"{name} must be a non-negative number of pixels, got {value}.")
-        if self.crop_size is not None and self.crop_size < 32:
-            raise ValueError(f"crop_size must be at least 32 pixels, got {self.crop_size}.")
-
-
 def _model_side(processor: Any, size: dict | None) -> int:
     """The longest side of the model input (for full-resolution crops seen 1:1)."""
     size = dict(size if size is not None else processor.size)
@@ -339,29 +308,12 @@ def _finish_matte(
     options: MatteOptions,
     progress: bool = False,
 ) -> PIL.Image.Image:
-    """Apply `options` ([`MatteOptions`]) to one model matte."""
-    if options.refine_crops:
-        crop_size = options.crop_size or _model_side(processor, size)
-        if max(image.size) > crop_size:
-            side = 32 * max(2, round(crop_size / 32))  # the model needs multiples of 32, at least 64
-            crop_model_size = {"height": side, "width": side}
+    """Apply `options` ([`MatteOptions`]) to one model matte (`cutout_options.apply_matte_options`)."""
 
-            def predict(crops: list[PIL.Image.Image]) -> list[np.ndarray]:
-                return [np.asarray(m) for m in _predict_mattes(model, processor, crops, crop_model_size)]
+    def predict(crops: list[PIL.Image.Image], crop_size: dict) -> list[np.ndarray]:
+        return [np.asarray(m) for m in _predict_mattes(model, processor, crops, crop_size)]
 
-            refined = cutout_ops.refine_matte_in_crops(
-                image, np.asarray(matte), predict, crop_size, batch_size=options.crop_batch_size, progress=progress
-            )
-            matte = PIL.Image.fromarray(refined, mode="L")
-    if options.threshold is not None or options.dilate or options.erode:
-        matte = cutout_ops.postprocess_matte(
-            matte, threshold=options.threshold, dilate=options.dilate, erode=options.erode
-        )
-    if options.alpha_matting:
-        matte = cutout_ops.refine_alpha_matting(image, matte, progress=progress)
-    if options.feather:
-        matte = cutout_ops.postprocess_matte(matte, feather=options.feather)
-    return matte
+    return apply_matte_options(image, matte, options, predict, _model_side(processor, size), progress=progress)
 
 
 def remove_background(
@@ -680,16 +632,6 @@ def _parse_resolution(text: str) -> dict:
     return {"height": height, "width": width}
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number of pixels, got {text!r}")
-    return value
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -756,54 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the aspect ratio: longest side about N, both sides multiples of 32",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="binarise the matte at this foreground probability (default: soft matte; 0.5 for --format mask)",
-    )
-    cutout_group = parser.add_argument_group("cut-out options")
-    cutout_group.add_argument(
-        "--no-refine-foreground",
-        dest="refine_foreground",
-        action="store_false",
-        help="keep the photo's colours in soft edges (default: blur-fusion foreground colour estimation removes "
-        "the old background's tint)",
-    )
-    cutout_group.add_argument(
-        "--background",
-        default=None,
-        metavar="white|#RRGGBB|IMAGE|blur",
-        help="--format rgba: composite onto this colour, image file (scaled to cover) or the blurred photo "
-        "(writes RGB)",
-    )
-    for name, help_ in (
-        ("--dilate", "grow the matte by N pixels"),
-        ("--erode", "shrink the matte by N pixels (after --dilate)"),
-        ("--feather", "soften the matte's edge over N pixels (last step)"),
-    ):
-        cutout_group.add_argument(name, type=_non_negative_int, default=0, metavar="N", help=help_)
-    cutout_group.add_argument(
-        "--alpha-matting",
-        action="store_true",
-        help="refine the soft edge with closed-form alpha matting in a trimap's unknown band (needs pymatting: "
-        "pip install 'birefnet-hf[matting]')",
-    )
-    cutout_group.add_argument(
-        "--max-side", type=_positive_int, default=None, metavar="N", help="downscale outputs to at most N pixels"
-    )
-    cutout_group.add_argument(
-        "--refine-crops",
-        action="store_true",
-        help="large photos: re-run the model on full-resolution crops around the object's edge and blend them",
-    )
-    cutout_group.add_argument(
-        "--crop-size",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="--refine-crops crop side in photo pixels (default: the model's input side)",
-    )
+    add_cutout_arguments(parser)  # --threshold, --background, --dilate, ... (cutout_options.py)
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument(
         "--skip-existing",
@@ -826,16 +721,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
-
-
-@dataclass
-class _CutoutSettings:
-    """The cut-out options of one `birefnet-hf segment` run."""
-
-    options: MatteOptions
-    refine_foreground: bool = True
-    background: Any = None  # None, an (r, g, b) colour, "blur" or an RGB PIL image
-    max_side: int | None = None
 
 
 def _load_batch(
@@ -935,38 +820,6 @@ def _process_batch(
     return written
 
 
-def _cutout_settings(args: argparse.Namespace) -> _CutoutSettings:
-    """Check and resolve the cut-out options (usage errors raise ValueError / OSError / ImportError)."""
-    background = None
-    if args.background is not None:
-        if args.format != "rgba":
-            raise ValueError(f"--background applies to --format rgba, not {args.format!r}")
-        try:
-            background = cutout_ops.parse_background(args.background)
-        except ValueError as error:
-            raise ValueError(f"--background: {error}") from None
-        if isinstance(background, Path):
-            try:
-                background = to_rgb_image(background)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"--background: cannot read {str(background)!r}: {error}") from None
-    if args.alpha_matting:
-        cutout_ops.import_pymatting()
-    if args.crop_size is not None and not args.refine_crops:
-        raise ValueError("--crop-size needs --refine-crops")
-    options = MatteOptions(
-        threshold=args.threshold,
-        dilate=args.dilate,
-        erode=args.erode,
-        feather=args.feather,
-        alpha_matting=args.alpha_matting,
-        refine_crops=args.refine_crops,
-        crop_size=args.crop_size,
-        crop_batch_size=args.batch_size,
-    )
-    return _CutoutSettings(options, args.refine_foreground, background, args.max_side)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`birefnet-hf segment`: returns 0 when every input was written, 1 when any failed, 2 on usage and model-load
     errors, 130 / 143 when stopped by Ctrl-C / SIGTERM (both leave no partial file: outputs are written atomically)."""
@@ -987,7 +840,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"birefnet-hf segment: --threshold must be in [0, 1), got {args.threshold}", file=sys.stderr)
         return 2
     try:
-        settings = _cutout_settings(args)
+        settings = cutout_settings_from_args(args)
     except (OSError, ValueError, ImportError) as error:
         print(f"birefnet-hf segment: {error}", file=sys.stderr)
         return 2
