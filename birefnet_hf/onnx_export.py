@@ -60,7 +60,6 @@ import copy
 import json
 import math
 import os
-import secrets
 import sys
 import time
 import warnings
@@ -73,6 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 from transformers.utils import logging
+
+from .atomic_io import write_bytes
 
 logger = logging.get_logger(__name__)
 
@@ -106,6 +107,7 @@ __all__ = [
     "export_onnx_folder",
     "main",
     "read_metadata",
+    "transformers_js_preprocessor_config",
     "validate_onnx",
 ]
 
@@ -187,23 +189,6 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def _check_size(name: str, value: int) -> None:
     if value <= 0 or value % _SIZE_DIVISOR:
         raise ValueError(f"{name} must be a positive multiple of {_SIZE_DIVISOR}, got {value}.")
-
-
-def _write_bytes_atomically(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: ``path`` is
-    either its previous version or the complete new file, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _import_onnx():
@@ -724,7 +709,7 @@ def export_onnx(
     )
     model_proto.producer_name = "birefnet_hf"
     data = model_proto.SerializeToString()
-    _write_bytes_atomically(data, output)
+    write_bytes(output, data)
     report.file_size = len(data)
     return report
 
@@ -742,6 +727,26 @@ def export_onnx_folder(
         logger.info(report.format())
         reports.append(report)
     return reports
+
+
+#: The ``feature_extractor_type`` under which transformers.js runs a model it has no image processor class for: its
+#: base ``ImageProcessor`` (resize to ``size``, rescale, normalise with ``image_mean``/``image_std``), which is
+#: exactly BiRefNet's preprocessing.
+TRANSFORMERS_JS_PROCESSOR_TYPE = "ImageFeatureExtractor"
+
+
+def transformers_js_preprocessor_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """``preprocessor_config.json`` settings that both transformers (Python) and transformers.js read.
+
+    transformers.js's ``AutoProcessor`` refuses an ``image_processor_type`` it does not know (``BiRefNetImageProcessor``),
+    so a repository with an ``onnx/`` folder names its processor by ``feature_extractor_type`` =
+    :data:`TRANSFORMERS_JS_PROCESSOR_TYPE` instead. transformers (Python) then picks the processor from the model's
+    ``config.json`` (``model_type`` "birefnet", registered by ``import birefnet_hf``) or from the ``auto_map``
+    (remote code), with the same settings."""
+    settings = dict(settings)
+    settings.pop("image_processor_type", None)
+    settings["feature_extractor_type"] = TRANSFORMERS_JS_PROCESSOR_TYPE
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
