@@ -20,10 +20,7 @@ Needs the `video` extra: `pip install "birefnet-hf[video]"` (PyAV).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .atomic_io import atomic_file, atomic_folder
 from .cutout import estimate_foreground
 from .segment import _DTYPES, _default_device, _parse_resolution, _positive_int, load_model_and_processor
 
@@ -229,44 +227,6 @@ def composite(rgb: np.ndarray, matte: np.ndarray, background: np.ndarray) -> np.
     alpha = matte.astype(np.float32)[..., None] * (1.0 / 255.0)
     blended = background.astype(np.float32) + alpha * (rgb.astype(np.float32) - background.astype(np.float32))
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Atomic outputs
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path`, on any error it is deleted."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-@contextlib.contextmanager
-def _atomic_folder(path: Path) -> Iterator[Path]:
-    """Yield a staging folder next to `path`; on success it becomes `path` (an empty folder there is replaced; a
-    non-empty one is refused before anything runs), on any error it is deleted."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise FileExistsError(f"output folder {path} exists and is not empty; choose a new one or remove it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    staging.mkdir()
-    try:
-        yield staging
-        if path.exists():
-            path.rmdir()
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -520,14 +480,14 @@ def remove_video_background(
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
         if output_format == "png":
-            with _atomic_folder(output_path) as staging:
+            with atomic_folder(output_path, replace=False) as staging:
                 frames, audio_mode = _run_png(
                     av, source, video_stream, audio_stream, staging, model, processor, resolution, smoother,
                     backdrop, batch_size, max_frames, total, progress, refine_foreground,
                 )  # fmt: skip
         else:
             encoding = _ENCODINGS[(output_format, output_path.suffix.lower())]
-            with _atomic_file(output_path) as temporary:
+            with atomic_file(output_path) as temporary:
                 frames, audio_mode = _run_encoded(
                     av, source, video_stream, audio_stream, temporary, output_path.suffix.lower(), encoding,
                     output_format, model, processor, resolution, smoother, backdrop, batch_size, max_frames,
