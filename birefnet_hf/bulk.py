@@ -29,6 +29,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .cutout_options import CutoutSettings, MatteOptions, add_cutout_arguments, cutout_settings_from_args
+
 logger = logging.get_logger(__name__)
 
 __all__ = ["ProcessShard", "segment_dataset", "main"]
@@ -169,6 +171,7 @@ def segment_dataset(
     resolution: dict | None = None,
     shard: ProcessShard | None = None,
     progress: bool = True,
+    cutout: CutoutSettings | None = None,
 ) -> tuple[int, list[tuple[str, str]]]:
     """Segment every row of a `datasets.Dataset` (this process's share under a launcher) and write PNG files.
 
@@ -178,19 +181,19 @@ def segment_dataset(
         output_dir: where `<name>.png` files go; the name is the `name_column`'s file name without suffix (sub
             folders kept), or the row index.
         image_column, name_column: the columns to read.
-        output_format, threshold: as `birefnet-hf segment --format / --threshold`.
+        output_format, threshold: as `birefnet-hf segment --format`; `threshold` binarises `--format mask` when
+            `cutout` sets no threshold.
         batch_size, resolution: images per forward pass; model input size.
         shard: this process's [`ProcessShard`] (default: from the environment).
+        cutout: the cut-out options of `birefnet-hf segment` (`cutout_options.cutout_settings`: max side, matte
+            post-processing, foreground colours, background); default none.
 
     Returns:
         (files written, failures as (row name, reason)) over all processes.
     """
-    from .segment import (
-        BackgroundRemovalResult,
-        load_model_and_processor,
-        remove_background,
-        write_image_atomically,
-    )
+    from .segment import load_model_and_processor, remove_background, write_image_atomically
+
+    cutout = cutout or CutoutSettings(MatteOptions())
 
     shard = shard or ProcessShard.from_environment()
     if image_column not in dataset.column_names:
@@ -218,8 +221,9 @@ def segment_dataset(
             rows = dataset.select(chunk)[image_column]
             try:
                 results = remove_background(
-                    list(rows), model=model, processor=processor, batch_size=len(chunk), resolution=resolution
-                )
+                    list(rows), model=model, processor=processor, batch_size=len(chunk), resolution=resolution,
+                    **cutout.remove_background_kwargs(),
+                )  # fmt: skip
             except (OSError, ValueError, TypeError, RuntimeError) as error:
                 failures += [(names[index], f"segmentation failed: {error}") for index in chunk]
                 bar.update(len(chunk))
@@ -227,9 +231,7 @@ def segment_dataset(
             for index, result in zip(chunk, results, strict=True):
                 path = output_dir / f"{names[index]}.png"
                 try:
-                    image = BackgroundRemovalResult(image=result.image, matte=result.matte).render(
-                        output_format, threshold
-                    )
+                    image = cutout.render(result, output_format, threshold)
                     write_image_atomically(image, path)
                     written += 1
                 except OSError as error:
@@ -262,9 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", "-f", choices=OUTPUT_FORMATS, default="rgba", help="as in birefnet-hf segment"
     )
-    parser.add_argument(
-        "--threshold", type=float, default=0.5, help="foreground probability for --format mask"
-    )
     parser.add_argument("--batch-size", "-b", type=_positive_int, default=1, help="images per forward pass")
     parser.add_argument(
         "--device", default=None, help="default: cuda:<local rank> if GPUs are visible, else cpu"
@@ -274,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolution", type=_parse_resolution, default=None, help="model input size N or HxW"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_cutout_arguments(parser)  # as in birefnet-hf segment
     return parser
 
 
@@ -282,11 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .segment import load_model_and_processor
 
     args = build_parser().parse_args(argv)
-    if not 0.0 <= args.threshold < 1.0:
-        print(
-            f"birefnet-hf segment-dataset: --threshold must be in [0, 1), got {args.threshold}",
-            file=sys.stderr,
-        )
+    try:
+        cutout = cutout_settings_from_args(args)
+    except (OSError, ValueError, ImportError) as error:
+        print(f"birefnet-hf segment-dataset: {error}", file=sys.stderr)
         return 2
     try:
         dataset = _load_dataset(args.dataset, args.split, args.config_name)
@@ -306,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         written, failures = segment_dataset(
             dataset, model, args.output_dir, processor=processor, image_column=args.image_column,
-            name_column=args.name_column, output_format=args.format, threshold=args.threshold,
-            batch_size=args.batch_size, resolution=args.resolution, shard=shard, progress=not args.no_progress,
+            name_column=args.name_column, output_format=args.format, batch_size=args.batch_size,
+            resolution=args.resolution, shard=shard, progress=not args.no_progress, cutout=cutout,
         )  # fmt: skip
     except ValueError as error:
         print(f"birefnet-hf segment-dataset: {error}", file=sys.stderr)
