@@ -711,3 +711,18 @@ def test_zero_one_masks_are_scaled_with_a_warning_naming_the_file(tmp_path, capl
         mask_to_uint8(np.full((4, 4), 2.0), "x.png")
     with pytest.raises(ValueError, match="x.png.*NaN"):
         mask_to_uint8(np.full((4, 4), np.nan), "x.png")
+
+
+def test_export_dataset_arrow_round_trip_and_overwrite_leaves_nothing_behind(tmp_path):
+    """``format="arrow"``: the folder loads with ``datasets.load_from_disk``; re-exporting with ``overwrite`` swaps
+    the whole folder and leaves no staging or backup folder beside it."""
+    dataset = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"value": [1, 2, 3]})})
+    output = tmp_path / "exported"
+    export_dataset(dataset, output, format="arrow", progress=False)
+    assert datasets.load_from_disk(str(output))["train"]["value"] == [1, 2, 3]
+    bigger = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"value": [4, 5, 6, 7]})})
+    with pytest.raises(FileExistsError, match="exported"):
+        export_dataset(bigger, output, format="arrow", progress=False)
+    export_dataset(bigger, output, format="arrow", progress=False, overwrite=True)
+    assert datasets.load_from_disk(str(output))["train"]["value"] == [4, 5, 6, 7]
+    assert [path.name for path in tmp_path.iterdir()] == ["exported"]

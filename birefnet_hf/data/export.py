@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +26,8 @@ from datasets.table import embed_table_storage
 from datasets.utils.py_utils import convert_file_size_to_int
 from tqdm.auto import tqdm
 from transformers.utils import logging
+
+from ..atomic_io import atomic_folder
 
 logger = logging.get_logger(__name__)
 
@@ -117,13 +117,14 @@ def export_dataset(
             f"{output_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it"
         )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.partial-"))
-    try:
+    with atomic_folder(output_dir) as staging:
         if format == "arrow":
-            target = staging / "dataset"
-            dataset_dict.save_to_disk(str(target), max_shard_size=max_shard_size)
+            # save_to_disk wants to create its folder itself: save into a subfolder, then lift its files up
+            dataset_dict.save_to_disk(str(staging / "dataset"), max_shard_size=max_shard_size)
+            for path in (staging / "dataset").iterdir():
+                os.replace(path, staging / path.name)
+            (staging / "dataset").rmdir()
         else:
-            target = staging
             data_dir = staging / "data"
             data_dir.mkdir()
             max_shard_bytes = convert_file_size_to_int(max_shard_size)
@@ -134,15 +135,6 @@ def export_dataset(
                 for split, split_dataset in dataset_dict.items():
                     _write_parquet_split(split_dataset, split, data_dir, max_shard_bytes, bar)
             (staging / "README.md").write_text(_dataset_card(dataset_dict), encoding="utf-8")
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.old-"))
-            os.replace(output_dir, old / "previous")
-            os.replace(target, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(target, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info(f"Exported {dict((k, len(v)) for k, v in dataset_dict.items())} as {format} to {output_dir}")
     return output_dir
 

@@ -21,12 +21,9 @@ Generation is deterministic: every image is drawn from its own ``numpy`` generat
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +35,7 @@ import PIL.ImageDraw
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from ..atomic_io import atomic_folder
 from .dis5k import DIS5K_SPLITS
 
 logger = logging.get_logger(__name__)
@@ -421,20 +419,6 @@ def render_example(
 # ----------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, image: PIL.Image.Image, **save_kwargs) -> None:
-    """Encode ``image`` and write it to ``path`` via a temporary file and a rename."""
-    buffer = io.BytesIO()
-    image.save(buffer, **save_kwargs)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[-16:]}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _split_plan(
     num_train: int, num_val: int, num_test: int
 ) -> list[tuple[int, str, int, tuple[float, float]]]:
@@ -471,8 +455,8 @@ def generate_synthetic_dis5k(
         seed: generation seed; the same arguments give byte-identical files.
         progress: show a tqdm progress bar.
 
-    The tree is built in a hidden temporary folder inside ``output_dir`` and renamed into place at the end,
-    and each file is written under a temporary name and renamed, so no partial dataset is ever visible.
+    The tree is built in a hidden staging folder inside ``output_dir`` and swapped into place at the end
+    (:func:`birefnet_hf.atomic_io.atomic_folder`), so no partial dataset is ever visible.
     """
     for name, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
         if int(count) < 1:
@@ -490,37 +474,22 @@ def generate_synthetic_dis5k(
     final_root = output_dir / "DIS5K"
 
     plan = _split_plan(int(num_train), int(num_val), int(num_test))
-    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".DIS5K.partial-"))
-    try:
-        with tqdm(
-            total=sum(count for _, _, count, _ in plan),
-            desc="Synthetic DIS5K",
-            unit="img",
-            disable=not progress,
-        ) as bar:
-            for split_index, folder, count, (low, high) in plan:
-                image_folder, mask_folder = staging / folder / "im", staging / folder / "gt"
-                image_folder.mkdir(parents=True)
-                mask_folder.mkdir(parents=True)
-                for index in range(count):
-                    rng = np.random.default_rng(np.random.SeedSequence([int(seed), split_index, index]))
-                    synthetic_class = SYNTHETIC_CLASSES[index % len(SYNTHETIC_CLASSES)]
-                    complexity = float(rng.uniform(low, high))
-                    image, mask = render_example(rng, int(size), synthetic_class, complexity)
-                    stem = synthetic_class.file_stem(folder, index)
-                    _atomic_write(image_folder / f"{stem}.jpg", image, format="JPEG", quality=_JPEG_QUALITY)
-                    _atomic_write(mask_folder / f"{stem}.png", mask, format="PNG")
-                    bar.update()
-        if final_root.exists():
-            old = Path(tempfile.mkdtemp(dir=output_dir, prefix=".DIS5K.old-"))
-            os.replace(final_root, old / "DIS5K")
-            os.replace(staging, final_root)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, final_root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_folder(final_root) as staging, tqdm(
+        total=sum(count for _, _, count, _ in plan), desc="Synthetic DIS5K", unit="img", disable=not progress
+    ) as bar:
+        for split_index, folder, count, (low, high) in plan:
+            image_folder, mask_folder = staging / folder / "im", staging / folder / "gt"
+            image_folder.mkdir(parents=True)
+            mask_folder.mkdir(parents=True)
+            for index in range(count):
+                rng = np.random.default_rng(np.random.SeedSequence([int(seed), split_index, index]))
+                synthetic_class = SYNTHETIC_CLASSES[index % len(SYNTHETIC_CLASSES)]
+                complexity = float(rng.uniform(low, high))
+                image, mask = render_example(rng, int(size), synthetic_class, complexity)
+                stem = synthetic_class.file_stem(folder, index)
+                image.save(image_folder / f"{stem}.jpg", format="JPEG", quality=_JPEG_QUALITY)
+                mask.save(mask_folder / f"{stem}.png", format="PNG")
+                bar.update()
     logger.info(f"Wrote a synthetic DIS5K set to {final_root}")
     return final_root
 
