@@ -2,7 +2,8 @@
 
 For each published backbone size (:data:`HUB_SIZES`), each further backbone the authors' code supports
 (:data:`EXTRA_SIZES`: ``vgg16``, ``vgg16bn``, ``resnet50``, ``dino_v3_*``) and each released family
-(``hub_configs/families/<name>/``, see below) the repository's ``hub_configs/<size>/`` folder holds
+(``hub_configs/families/<name>/``, see below) the package's ``hub_configs/<size>/`` folder holds (``hub_configs/``
+is :data:`HUB_CONFIGS_DIR`, ``birefnet_hf/hub_configs_data/``: package data, so it ships inside the wheel)
 
 * ``config.json``: ``BiRefNetConfig(backbone=size)`` as ``save_pretrained`` writes it (``architectures`` set), minus
   the ``transformers_version`` stamp (``save_pretrained`` adds the installed version when a model folder is built);
@@ -13,8 +14,9 @@ For each published backbone size (:data:`HUB_SIZES`), each further backbone the 
 
 The folder is (re)written with::
 
-    python -m birefnet_hf.hub_configs --output-dir hub_configs      # or: birefnet-hf publish --write-hub-configs DIR
-    python -m birefnet_hf.hub_configs --output-dir hub_configs --check   # exit 1 if the files drifted from the code
+    python -m birefnet_hf.hub_configs                 # or: birefnet-hf publish --write-hub-configs DIR
+    python -m birefnet_hf.hub_configs --check         # exit 1 if the files drifted from the code
+    python -m birefnet_hf.hub_configs --output-dir DIR   # elsewhere than the package's folder
 
 A released family's folder (:func:`render_family_config_files`, from :mod:`birefnet_hf.families`) holds the
 family's ``config.json`` (its backbone and the switches its checkpoint implies), ``preprocessor_config.json`` at its
@@ -48,7 +50,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ import torch
 import yaml
 from transformers.utils import logging
 
+from .atomic_io import write_text
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
 
 logger = logging.get_logger(__name__)
@@ -90,6 +92,10 @@ EXTRA_SIZES: tuple[str, ...] = (
 
 #: Every backbone size with a ``hub_configs/<size>/`` folder.
 ALL_SIZES: tuple[str, ...] = HUB_SIZES + EXTRA_SIZES
+
+#: The generated folders, shipped inside the package (package data, so that ``birefnet-hf publish`` works from an
+#: installed wheel): ``birefnet_hf/hub_configs_data/<size>/`` and ``birefnet_hf/hub_configs_data/families/<name>/``.
+HUB_CONFIGS_DIR: Path = Path(__file__).resolve().parent / "hub_configs_data"
 
 #: Sub-folder of ``hub_configs/`` holding one folder per released family (:data:`birefnet_hf.families.FAMILIES`).
 FAMILIES_FOLDER = "families"
@@ -669,18 +675,6 @@ def _check_size(size: str) -> None:
         raise ValueError(f"unknown size {size!r}; the sizes with hub configs are {', '.join(ALL_SIZES)}.")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_hub_configs(
     output_dir: str | os.PathLike,
     sizes: Iterable[str] = HUB_SIZES,
@@ -698,7 +692,7 @@ def write_hub_configs(
     for folder, render in tqdm(entries, desc="hub configs", unit="folder"):
         for name, text in render(measure).items():
             path = output_dir / folder / name
-            _write_text_atomic(path, text)
+            write_text(path, text)
             written.append(path)
     return written
 
@@ -779,7 +773,12 @@ def main(argv: list[str] | None = None) -> int:
         description="(Re)write hub_configs/<size>/ and hub_configs/families/<name>/ (config.json, "
         "preprocessor_config.json, card.yaml) from code. Without --only / --family: every size and every family.",
     )
-    parser.add_argument("--output-dir", default="hub_configs", help="folder holding one sub-folder per size")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=HUB_CONFIGS_DIR,
+        help="folder holding one sub-folder per size (default: the package's own, birefnet_hf/hub_configs_data)",
+    )
     parser.add_argument("--only", nargs="+", choices=ALL_SIZES, metavar="SIZE", help="only these sizes")
     parser.add_argument(
         "--family", nargs="+", choices=list(FAMILIES), metavar="NAME", help="only these released families"

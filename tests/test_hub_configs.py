@@ -32,7 +32,7 @@ from birefnet_hf.hub_configs import (
 )
 from birefnet_hf.modeling_birefnet import DeformableConv2d
 
-REPO_HUB_CONFIGS = Path(__file__).resolve().parent.parent / "hub_configs"
+REPO_HUB_CONFIGS = Path(__file__).resolve().parent.parent / "birefnet_hf" / "hub_configs_data"
 
 
 def test_published_sizes_are_the_eight_backbones():

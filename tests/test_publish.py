@@ -47,7 +47,7 @@ def _write_mask(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def eval_results_json(tmp_path_factory) -> Path:
-    """A results.json written by examples/evaluate_dis.py itself (predictions mode on tiny DIS-VD / DIS-TE1 / DIS-TE2)."""
+    """A results.json written by examples/evaluate.py itself (predictions mode on tiny DIS-VD / DIS-TE1 / DIS-TE2)."""
     root = tmp_path_factory.mktemp("eval")
     rng = np.random.default_rng(0)
     for set_name in ("DIS-VD", "DIS-TE1", "DIS-TE2"):
@@ -58,7 +58,7 @@ def eval_results_json(tmp_path_factory) -> Path:
             prediction = np.clip(mask.astype(float) * 0.8 + rng.normal(0, 30, mask.shape), 0, 255)
             _write_mask(root / "data" / set_name / "gt" / f"img{index}.png", mask)
             _write_mask(root / "predictions" / set_name / f"img{index}.png", prediction)
-    spec = importlib.util.spec_from_file_location("birefnet_examples_evaluate", REPO_ROOT / "examples" / "evaluate_dis.py")
+    spec = importlib.util.spec_from_file_location("birefnet_examples_evaluate", REPO_ROOT / "examples" / "evaluate.py")
     evaluate_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate_script)
     output = root / "results"
@@ -106,7 +106,7 @@ def _check_card(readme: Path, size: str, results_path: Path | None, repo_id: str
         assert heading in text, heading
     assert "Bilateral Reference for High-Resolution Dichotomous Image Segmentation" in text
     assert "CAAI Artificial Intelligence Research" in text
-    facts = yaml.safe_load((REPO_ROOT / "hub_configs" / size / "card.yaml").read_text())
+    facts = yaml.safe_load((REPO_ROOT / "birefnet_hf" / "hub_configs_data" / size / "card.yaml").read_text())
     assert f"{facts['parameters']:,}" in text
     assert f"{facts['macs']['value'] / 1e9:.1f} G" in text
     if repo_id is not None:

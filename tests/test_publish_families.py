@@ -23,7 +23,7 @@ from birefnet_hf.families import FAMILIES
 from birefnet_hf.publish import main
 from parity_recipe import official_state_dict
 
-REPO_HUB_CONFIGS = Path(__file__).resolve().parent.parent / "hub_configs"
+REPO_HUB_CONFIGS = Path(__file__).resolve().parent.parent / "birefnet_hf" / "hub_configs_data"
 AUTHORS_CONFIG = {
     "architectures": ["BiRefNet"],
     "auto_map": {"AutoConfig": "BiRefNet_config.BiRefNetConfig", "AutoModelForImageSegmentation": "birefnet.BiRefNet"},
