@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .prediction import quantize_probabilities
+
 __all__ = ["resize_logits_to_probabilities"]
 
 #: Output elements computed at once when upsampling logits to a (possibly huge) original size.
@@ -48,7 +50,8 @@ def resize_logits_to_probabilities(
     Args:
         logits (`torch.Tensor` of shape (h, w)): one logit map at model resolution (any float dtype).
         size (`tuple[int, int]`): target (height, width).
-        output (`str`): "float" -> float32 probabilities in [0, 1]; "uint8" -> `round(255 * p)`;
+        output (`str`): "float" -> float32 probabilities in [0, 1]; "uint8" -> `uint8(255 * p)`, truncating
+            (`prediction.quantize_probabilities`, the authors' rule);
             "label" -> int64 labels `p > threshold` (1 foreground, 0 background).
         threshold (`float`): probability threshold for `output="label"`.
         chunk_elements (`int`): output elements computed per step (bounds the temporary memory).
@@ -81,7 +84,7 @@ def resize_logits_to_probabilities(
         rows.addcmul_(torch.index_select(columns, 0, y1[start:stop] - first), wy1[start:stop, None])
         del columns
         if output == "uint8":
-            rows = rows.mul_(255.0).round_().to(torch.uint8)
+            rows = quantize_probabilities(rows)
         elif output == "label":
             rows = rows > threshold
         result[start:stop] = rows.cpu()

@@ -250,7 +250,8 @@ class BiRefNetImageProcessorMixin:
             outputs: the model output (anything with `.logits` of shape (batch, 1, h, w)) or the logits.
             target_sizes: one (height, width) per image (the original sizes); `None` keeps the model resolution.
             output_dtype (`torch.dtype`, defaults to `torch.float32`): `torch.float32` for mattes in [0, 1], or
-                `torch.uint8` for `round(255 * matte)` (4x less memory, what PNG files store).
+                `torch.uint8` for `uint8(255 * matte)`, truncating as the authors save predictions
+                (`birefnet_hf.prediction.quantize_probabilities`; 4x less memory, what PNG files store).
 
         Returns:
             `list[torch.Tensor]`: one (height, width) matte per image, on the CPU.

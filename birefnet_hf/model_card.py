@@ -1,7 +1,7 @@
 """Model cards (``README.md``) of the published BiRefNet models.
 
 :func:`build_model_card` turns the facts of ``hub_configs/<size>/card.yaml`` (see :mod:`birefnet_hf.hub_configs`),
-the evaluation results written by ``examples/evaluate.py`` (:func:`load_eval_results`) and the provenance of the
+the evaluation results written by ``examples/evaluate_dis.py`` (:func:`load_eval_results`) and the provenance of the
 weights into a :class:`huggingface_hub.ModelCard`:
 
 * YAML metadata built with :class:`huggingface_hub.ModelCardData`: ``license``, ``library_name: transformers``,
@@ -23,32 +23,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-#: Metric keys of ``examples/evaluate.py`` / :class:`birefnet_hf.metrics.DISMetrics`, in table order, with the
-#: model-index ``type`` and the display name of each.
-METRICS: dict[str, tuple[str, str]] = {
-    "sm": ("s-measure", "S-measure (S_α)"),
-    "wfm": ("weighted-f-measure", "weighted F-measure (F^ω_β)"),
-    "max_fm": ("max-f-measure", "max F-measure (F^x_β)"),
-    "mean_fm": ("mean-f-measure", "mean F-measure (F^m_β)"),
-    "adp_fm": ("adaptive-f-measure", "adaptive F-measure (F^a_β)"),
-    "max_em": ("max-e-measure", "max E-measure (E^x_φ)"),
-    "mean_em": ("mean-e-measure", "mean E-measure (E^m_φ)"),
-    "adp_em": ("adaptive-e-measure", "adaptive E-measure (E^a_φ)"),
-    "mae": ("mae", "MAE (M)"),
-    "hce": ("hce", "human correction efforts (HCE_γ)"),
-}
+from .metrics.table import DIS_METRICS, get_metric
 
-_SHORT_NAMES = {
-    "sm": "S_α ↑",
-    "wfm": "F^ω_β ↑",
-    "max_fm": "F^x_β ↑",
-    "mean_fm": "F^m_β ↑",
-    "adp_fm": "F^a_β ↑",
-    "max_em": "E^x_φ ↑",
-    "mean_em": "E^m_φ ↑",
-    "adp_em": "E^a_φ ↑",
-    "mae": "M ↓",
-    "hce": "HCE_γ ↓",
+#: Metric keys of ``examples/evaluate_dis.py`` / :class:`birefnet_hf.metrics.DISMetrics`, in table order, with the
+#: model-index ``type`` and the display name of each (from the package's one metric table, ``metrics/table.py``).
+METRICS: dict[str, tuple[str, str]] = {
+    metric.key: (metric.model_index_type, metric.name) for metric in DIS_METRICS
 }
 
 #: Default ``datasets`` entry and model-index dataset type.
@@ -59,7 +39,7 @@ TASK_NAME = "Dichotomous Image Segmentation"
 
 @dataclass
 class EvalReport:
-    """Evaluation results of one model, as read from ``examples/evaluate.py``'s JSON."""
+    """Evaluation results of one model, as read from ``examples/evaluate_dis.py``'s JSON."""
 
     path: str
     sets: dict[str, dict[str, float]]
@@ -118,7 +98,7 @@ def _metric_table(name: str, value: Any, where: str) -> dict[str, float]:
 
 
 def parse_eval_results(data: Any, where: str = "evaluation results") -> EvalReport:
-    """Validate and normalise the JSON object written by ``examples/evaluate.py``.
+    """Validate and normalise the JSON object written by ``examples/evaluate_dis.py``.
 
     Expected: ``{"model": ..., "resolution": ..., "sets": {set name: {metric: number}}}``; a result object at the top
     level (e.g. a ``"DIS-TE (mean)"`` summary) counts as one more set. Metric keys other than :data:`METRICS` are
@@ -146,7 +126,7 @@ def parse_eval_results(data: Any, where: str = "evaluation results") -> EvalRepo
     if not sets:
         raise ValueError(
             f"{where}: no evaluation results found (expected 'sets' of {{set: {{{', '.join(METRICS)}}}}}, "
-            "as written by examples/evaluate.py)."
+            "as written by examples/evaluate_dis.py)."
         )
     model = data.get("model")
     return EvalReport(
@@ -159,7 +139,7 @@ def parse_eval_results(data: Any, where: str = "evaluation results") -> EvalRepo
 
 
 def load_eval_results(path: str | os.PathLike) -> EvalReport:
-    """Read ``examples/evaluate.py``'s JSON file; errors name the file."""
+    """Read ``examples/evaluate_dis.py``'s JSON file; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"evaluation results not found: {path}")
@@ -173,9 +153,9 @@ def load_eval_results(path: str | os.PathLike) -> EvalReport:
 
 
 def _format_score(key: str, value: float) -> str:
-    if key == "hce":
-        return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}"
-    return f"{value:.3f}"
+    if key == "hce" and abs(value) < 10:  # small images: an HCE of 3 is not 3.4
+        return f"{value:.2f}"
+    return get_metric(key).format(value)
 
 
 def eval_results_for_model_index(
@@ -227,11 +207,11 @@ def _eval_section(report: EvalReport | None) -> str:
     else:
         how = f"input resolution {resolution}, predictions resized back to each ground truth's size as in the paper"
     protocol = (
-        f"Measured with `examples/evaluate.py` ({how}). These are the numbers of the model-index metadata."
+        f"Measured with `examples/evaluate_dis.py` ({how}). These are the numbers of the model-index metadata."
     )
     if "DIS-TE (mean)" in report.sets:
         protocol += " DIS-TE (mean) is the unweighted mean over DIS-TE1..4."
-    return protocol + "\n\n" + _markdown_table(["Set"] + [_SHORT_NAMES[key] for key in keys], rows) + "\n"
+    return protocol + "\n\n" + _markdown_table(["Set"] + [get_metric(key).header for key in keys], rows) + "\n"
 
 
 def _paper_section(card: dict[str, Any]) -> str:
@@ -239,7 +219,8 @@ def _paper_section(card: dict[str, Any]) -> str:
     if not reported:
         return ""
     table = _markdown_table(
-        ["Model (paper)", "Runtime (ms)", "#Params (M)", "MACs (G)", "DIS-TEs HCE_γ ↓", "DIS-TEs F^ω_β ↑"],
+        ["Model (paper)", "Runtime (ms)", "#Params (M)", "MACs (G)"]
+        + [f"DIS-TEs {get_metric(key).header}" for key in ("hce", "wfm")],
         [
             [
                 str(reported["model"]),
@@ -318,7 +299,7 @@ def build_model_card(
         card: the facts of ``hub_configs/<size>/card.yaml``.
         repo_id: the Hub repository (``owner/name``) used in the usage examples; a placeholder when ``None``.
         weights: where the weights come from (stated in the card).
-        eval_results: evaluation results from ``examples/evaluate.py``; the only source of the model-index.
+        eval_results: evaluation results from ``examples/evaluate_dis.py``; the only source of the model-index.
         dataset_id: ``datasets`` entry and model-index dataset type (e.g. a Hub copy of DIS5K).
 
     A released family's card facts (``hub_configs/families/<name>/card.yaml``, with a ``family`` field) give the
@@ -472,7 +453,7 @@ def build_family_model_card(
         card: the facts of ``hub_configs/families/<name>/card.yaml`` (see :func:`birefnet_hf.hub_configs.family_card_facts`).
         repo_id: the Hub repository (``owner/name``) used in the usage examples; a placeholder when ``None``.
         weights: where the weights come from (the authors' checkpoint of the family, converted).
-        eval_results: our own evaluation (``examples/evaluate.py``), the only source of the model-index; the
+        eval_results: our own evaluation (``examples/evaluate_dis.py``), the only source of the model-index; the
             authors' figures are shown in a separate table, labelled as quotes.
         dataset_id: model-index dataset of ``eval_results``.
     """

@@ -22,6 +22,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from . import cutout as cutout_ops
 from .cpu_budget import apply_cpu_budget
 from .image_processing_birefnet import to_rgb_image
+from .prediction import forward_logits, logits_to_mattes, preprocess_images
 
 __all__ = ["BackgroundRemovalPipeline", "register_pipelines", "BACKGROUND_REMOVAL_TASK"]
 
@@ -55,8 +56,9 @@ class BackgroundRemovalPipeline(Pipeline):
     Inputs are file paths, PIL images (any mode; EXIF orientation applied), NumPy arrays or torch tensors, one or
     a list. Each result is a dict:
 
-    - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `round(255 * p)` with p = sigmoid(logits) bilinearly
-      resized to the input's size (the paper's evaluation protocol).
+    - **matte** (`PIL.Image`, mode "L"): the soft foreground matte, `uint8(255 * p)` (truncating, as the authors save
+      predictions) with p = sigmoid(logits) bilinearly resized to the input's size (the paper's evaluation
+      protocol); the steps are those of [`~birefnet_hf.prediction.predict_mattes`].
     - **cutout** (`PIL.Image`, mode "RGBA"): the foreground colours with the matte as alpha channel. By default the
       colours of soft edges are blur-fusion estimates (`cutout.estimate_foreground`), free of the old background's
       tint; `refine_foreground=False` keeps the input's RGB.
@@ -139,8 +141,8 @@ class BackgroundRemovalPipeline(Pipeline):
 
     def preprocess(self, image: Any, max_side: int | None = None) -> dict[str, Any]:
         image = cutout_ops.fit_max_side(to_rgb_image(image), max_side)
-        model_inputs = self.image_processor(images=image, return_tensors="pt")
-        model_inputs = model_inputs.to(self.dtype)
+        # the device and dtype are set in one place, `prediction.forward_logits`
+        model_inputs = {"pixel_values": preprocess_images(self.image_processor, [image])[0]}
         model_inputs["target_size"] = [(image.height, image.width)]
         model_inputs["image"] = [image]
         return model_inputs
@@ -148,8 +150,8 @@ class BackgroundRemovalPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         target_size = model_inputs.pop("target_size")
         image = model_inputs.pop("image")
-        outputs = self.model(pixel_values=model_inputs["pixel_values"])
-        return {"logits": outputs.logits, "target_size": target_size, "image": image}
+        logits = forward_logits(self.model, model_inputs["pixel_values"])
+        return {"logits": logits, "target_size": target_size, "image": image}
 
     def postprocess(
         self,
@@ -162,9 +164,7 @@ class BackgroundRemovalPipeline(Pipeline):
         alpha_matting: bool = False,
         background: Any = None,
     ) -> dict[str, PIL.Image.Image]:
-        matte = self.image_processor.post_process_alpha(
-            model_outputs["logits"], target_sizes=model_outputs["target_size"], output_dtype=torch.uint8
-        )[0].numpy()
+        matte = logits_to_mattes(self.image_processor, model_outputs["logits"], model_outputs["target_size"])[0]
         image = model_outputs["image"][0]
         if threshold is not None or dilate or erode:
             matte = cutout_ops.postprocess_matte(matte, threshold=threshold, dilate=dilate, erode=erode)

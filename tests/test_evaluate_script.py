@@ -1,4 +1,4 @@
-"""examples/evaluate.py: predictions-folder and model modes on a tiny generated DIS5K-like set."""
+"""examples/evaluate_dis.py: predictions-folder and model modes on a tiny generated DIS5K-like set."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ SIZES = ((40, 56), (64, 48), (50, 50))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("example_evaluate", REPO_ROOT / "examples" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("example_evaluate", REPO_ROOT / "examples" / "evaluate_dis.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

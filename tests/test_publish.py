@@ -47,7 +47,7 @@ def _write_mask(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def eval_results_json(tmp_path_factory) -> Path:
-    """A results.json written by examples/evaluate.py itself (predictions mode on tiny DIS-VD / DIS-TE1 / DIS-TE2)."""
+    """A results.json written by examples/evaluate_dis.py itself (predictions mode on tiny DIS-VD / DIS-TE1 / DIS-TE2)."""
     root = tmp_path_factory.mktemp("eval")
     rng = np.random.default_rng(0)
     for set_name in ("DIS-VD", "DIS-TE1", "DIS-TE2"):
@@ -58,7 +58,7 @@ def eval_results_json(tmp_path_factory) -> Path:
             prediction = np.clip(mask.astype(float) * 0.8 + rng.normal(0, 30, mask.shape), 0, 255)
             _write_mask(root / "data" / set_name / "gt" / f"img{index}.png", mask)
             _write_mask(root / "predictions" / set_name / f"img{index}.png", prediction)
-    spec = importlib.util.spec_from_file_location("birefnet_examples_evaluate", REPO_ROOT / "examples" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("birefnet_examples_evaluate", REPO_ROOT / "examples" / "evaluate_dis.py")
     evaluate_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate_script)
     output = root / "results"

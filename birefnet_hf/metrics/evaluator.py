@@ -35,24 +35,12 @@ from transformers.utils import logging
 
 from .inputs import prepare_pair, reference_to_mask, to_numpy
 from .measures import HCE_BINARIZATIONS, NUM_THRESHOLDS, ImageMeasures, compute_image_measures
+from .table import METRIC_NAMES  # the keys of compute(), in the paper's column order (table.py)
 
 logger = logging.get_logger(__name__)
 
 __all__ = ["METRIC_NAMES", "DISMetrics"]
 
-#: The keys of :meth:`DISMetrics.compute`, in the column order of the BiRefNet paper's DIS tables first.
-METRIC_NAMES: tuple[str, ...] = (
-    "max_fm",
-    "wfm",
-    "mae",
-    "sm",
-    "mean_em",
-    "hce",
-    "max_em",
-    "mean_fm",
-    "adp_em",
-    "adp_fm",
-)
 
 _SCALARS = ("s_measure", "weighted_f_measure", "mae", "adaptive_f_measure", "adaptive_e_measure", "hce")
 _CURVES = ("f_measure_curve", "e_measure_curve", "precision_curve", "recall_curve")

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .inputs import to_numpy
+from .table import MATTING_METRIC_NAMES  # the keys of compute(); lower is better for all (table.py)
 
 __all__ = [
     "MATTING_METRIC_NAMES",
@@ -40,8 +41,6 @@ __all__ = [
     "sad_error",
 ]
 
-#: Keys of :meth:`MattingMetrics.compute`; lower is better for all of them.
-MATTING_METRIC_NAMES: tuple[str, ...] = ("sad", "mse", "grad", "conn")
 #: Standard deviation of the gradient error's Gaussian derivative filters (the benchmark's value).
 GRADIENT_SIGMA = 1.4
 #: Threshold step and the minimum alpha distance counted by the connectivity error (the benchmark's values).

@@ -42,58 +42,38 @@ mean of their scores, as the DIS papers report "DIS-TE (1-4)".
 Examples::
 
     # a model on DIS-VD and DIS-TE1..4 (the default sets), with plots
-    python examples/evaluate.py --model ZhengPeng7/BiRefNet --data-root /data/DIS5K --plots
+    python examples/evaluate_dis.py --model ZhengPeng7/BiRefNet --data-root /data/DIS5K --plots
     # saved predictions (e.g. the authors' released maps) on two sets
-    python examples/evaluate.py --predictions preds/BiRefNet --data-root /data/DIS5K --sets DIS-TE1 DIS-TE2
+    python examples/evaluate_dis.py --predictions preds/BiRefNet --data-root /data/DIS5K --sets DIS-TE1 DIS-TE2
     # any im/gt folders
-    python examples/evaluate.py --model ./my-birefnet --data-root /data/HRSOD --sets TE-HRSOD --resolution 2048
+    python examples/evaluate_dis.py --model ./my-birefnet --data-root /data/HRSOD --sets TE-HRSOD --resolution 2048
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-# This file shares its name with the `evaluate` library: when run as a script, keep its own folder from shadowing
-# that library for the imports below.
-if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+from transformers.utils import logging
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+from birefnet_hf.atomic_io import atomic_file, write_bytes, write_text
+from birefnet_hf.data import DatasetLayoutError
+from birefnet_hf.metrics import METRIC_NAMES, DISMetrics, get_metric, skeletonize_mask
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-from transformers.utils import logging  # noqa: E402
-
-from birefnet_hf.data import DatasetLayoutError  # noqa: E402
-from birefnet_hf.metrics import METRIC_NAMES, DISMetrics, skeletonize_mask  # noqa: E402
-
-logger = logging.get_logger("birefnet_hf.examples.evaluate")
+logger = logging.get_logger("birefnet_hf.examples.evaluate_dis")
 
 DEFAULT_SETS = ("DIS-VD", "DIS-TE1", "DIS-TE2", "DIS-TE3", "DIS-TE4")
 TE_MEAN_KEY = "DIS-TE (mean)"
 MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 PREDICTION_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-#: Column titles of the markdown table (paper notation), in METRIC_NAMES order.
-COLUMN_TITLES = {
-    "max_fm": "maxFβ ↑",
-    "wfm": "Fβω ↑",
-    "mae": "M ↓",
-    "sm": "Sα ↑",
-    "mean_em": "meanEφ ↑",
-    "hce": "HCEγ ↓",
-    "max_em": "maxEφ ↑",
-    "mean_fm": "meanFβ ↑",
-    "adp_em": "adpEφ ↑",
-    "adp_fm": "adpFβ ↑",
-}
 
 
 class EvaluationInputError(ValueError):
@@ -147,24 +127,11 @@ def read_gray(path: Path) -> np.ndarray:
 
 
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
-    """Write a PNG through a temporary file in the same folder, so that ``path`` is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a PNG atomically (``atomic_io``): ``path`` is never half-written."""
     ok, encoded = cv2.imencode(".png", array)
     if not ok:
         raise RuntimeError(f"Could not encode {path} as PNG")
-    write_bytes_atomic(path, encoded.tobytes())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_bytes(path, encoded.tobytes())
 
 
 class SkeletonCache:
@@ -207,9 +174,13 @@ def saved_prediction_pairs(
 
 
 class ModelPredictor:
-    """Runs a BiRefNet model and returns uint8 maps at the ground truth's size (the authors' inference)."""
+    """Runs a BiRefNet model through the package's prediction driver (``birefnet_hf.prediction``): uint8 maps at the
+    ground truth's size, as the authors' ``inference.py`` saves them (sigmoid, bilinear resize with
+    ``align_corners=True``, ``uint8(255 * p)`` truncating)."""
 
-    def __init__(self, model_id: str, resolution: int, device: str, dtype: str, backend: str, autocast: str = "none"):
+    def __init__(
+        self, model_id: str, resolution: int, device: str, dtype: str, backend: str, autocast: str = "none"
+    ):
         import torch
 
         import birefnet_hf  # noqa: F401  (registers BiRefNet with the Auto classes)
@@ -219,42 +190,27 @@ class ModelPredictor:
             BiRefNetImageProcessorPil,
         )
 
-        self.torch = torch
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, dtype)
         self.autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
-        self.model = AutoModelForImageSegmentation.from_pretrained(model_id, dtype=self.dtype)
-        self.model.to(self.device).eval()
+        self.model = AutoModelForImageSegmentation.from_pretrained(model_id, dtype=getattr(torch, dtype))
+        self.model.to(torch.device(device)).eval()
         processor_class = BiRefNetImageProcessorPil if backend == "pil" else BiRefNetImageProcessor
         self.processor = processor_class(size={"height": resolution, "width": resolution})
 
-    def preprocess(self, image_path: Path):
+    def predict(self, image_paths: list[Path], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The maps of the images at ``image_paths``, each resized to its ``(height, width)`` in ``sizes``."""
         from birefnet_hf.image_processing_birefnet import load_image
+        from birefnet_hf.prediction import predict_mattes
 
-        return self.processor(images=load_image(image_path), return_tensors="pt")["pixel_values"][0]
-
-    def predict(self, pixel_values, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-        torch = self.torch
-        autocast = torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None)
-        with torch.inference_mode(), autocast:
-            logits = self.model(pixel_values.to(self.device, self.dtype)).logits
-            probabilities = logits.float().sigmoid()
-            maps = []
-            for index, size in enumerate(sizes):
-                resized = torch.nn.functional.interpolate(
-                    probabilities[index : index + 1], size=size, mode="bilinear", align_corners=True
-                )
-                # ToPILImage, which the authors save predictions with: uint8(float32 * 255), truncating.
-                maps.append((resized[0, 0].cpu().numpy() * 255).astype(np.uint8))
-        return maps
+        images = [load_image(path) for path in image_paths]
+        return predict_mattes(
+            self.model, self.processor, images, autocast_dtype=self.autocast, target_sizes=sizes
+        )
 
 
 def model_prediction_pairs(
     set_folder: Path, predictor: ModelPredictor, batch_size: int, limit: int | None
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(stem, prediction, ground truth) for every image of a set, predicted by the model in batches."""
-    import torch
-
     from birefnet_hf.data import pair_image_mask_files
 
     # Pairs im/<stem>.* with gt/<stem>.* and lists every missing or extra file (DatasetLayoutError).
@@ -262,8 +218,7 @@ def model_prediction_pairs(
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
         truths = [read_gray(pair.mask_path) for pair in batch]
-        pixel_values = torch.stack([predictor.preprocess(pair.image_path) for pair in batch])
-        maps = predictor.predict(pixel_values, [truth.shape for truth in truths])
+        maps = predictor.predict([pair.image_path for pair in batch], [truth.shape for truth in truths])
         yield from (
             (pair.mask_path.stem, prediction, truth)
             for pair, prediction, truth in zip(batch, maps, truths, strict=True)
@@ -284,17 +239,11 @@ def dis_te_mean(sets: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return mean
 
 
-def format_score(key: str, value: float) -> str:
-    if key == "hce":
-        return f"{value:.0f}"
-    return f"{value:.3f}"
-
-
 def markdown_table(results: dict[str, Any]) -> str:
     rows = dict(results["sets"])
     if TE_MEAN_KEY in results:
         rows[TE_MEAN_KEY] = results[TE_MEAN_KEY]
-    header = ["Set", "Images", *(COLUMN_TITLES[key] for key in METRIC_NAMES)]
+    header = ["Set", "Images", *(get_metric(key).header for key in METRIC_NAMES)]
     lines = [
         f"Model: `{results['model']}`"
         + (f", resolution {results['resolution']}x{results['resolution']}" if results["resolution"] else ""),
@@ -303,7 +252,11 @@ def markdown_table(results: dict[str, Any]) -> str:
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     for name, scores in rows.items():
-        cells = [name, str(scores["num_images"]), *(format_score(key, scores[key]) for key in METRIC_NAMES)]
+        cells = [
+            name,
+            str(scores["num_images"]),
+            *(get_metric(key).format(scores[key]) for key in METRIC_NAMES),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -328,14 +281,9 @@ def save_plots(curves: dict[str, dict[str, np.ndarray]], output_dir: Path) -> li
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
         figure.tight_layout()
-        handle, temporary = tempfile.mkstemp(dir=output_dir, prefix=f".{file_name}.", suffix=".png")
-        os.close(handle)
         try:
-            figure.savefig(temporary)
-            os.replace(temporary, output_dir / file_name)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            with atomic_file(output_dir / file_name) as temporary:
+                figure.savefig(temporary)
         finally:
             plt.close(figure)
         written.append(output_dir / file_name)
@@ -502,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     table = markdown_table(results)
-    write_bytes_atomic(args.output_dir / "results.json", (json.dumps(results, indent=2) + "\n").encode())
-    write_bytes_atomic(args.output_dir / "results.md", table.encode())
+    write_text(args.output_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text(args.output_dir / "results.md", table)
     written = [args.output_dir / "results.json", args.output_dir / "results.md"]
     if args.plots:
         written += save_plots(curves, args.output_dir)
