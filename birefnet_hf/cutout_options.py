@@ -33,9 +33,12 @@ __all__ = [
     "cutout_settings",
     "cutout_settings_from_args",
     "apply_matte_options",
+    "model_input_side",
     "non_negative_pixels",
 ]
 
+#: The [`MatteOptions`] fields that are options of the same name everywhere (besides `threshold`).
+_MATTE_STEPS = ("dilate", "erode", "feather", "alpha_matting", "refine_crops", "crop_size")
 #: `predict_crops(crops, model_size)`: the 8-bit mattes (h, w) of RGB crops, the model run at `model_size`.
 CropPredictor = Callable[[list[PIL.Image.Image], dict], Sequence[np.ndarray]]
 
@@ -91,18 +94,8 @@ class CutoutSettings:
 
     def remove_background_kwargs(self) -> dict[str, Any]:
         """These settings as keyword arguments of [`birefnet_hf.remove_background`] (all but `background`)."""
-        options = self.options
-        return {
-            "refine_foreground": self.refine_foreground,
-            "max_side": self.max_side,
-            "threshold": options.threshold,
-            "dilate": options.dilate,
-            "erode": options.erode,
-            "feather": options.feather,
-            "alpha_matting": options.alpha_matting,
-            "refine_crops": options.refine_crops,
-            "crop_size": options.crop_size,
-        }
+        steps = {name: getattr(self.options, name) for name in ("threshold", *_MATTE_STEPS)}
+        return {"refine_foreground": self.refine_foreground, "max_side": self.max_side, **steps}
 
     def render(self, result: Any, output_format: str, mask_threshold: float = 0.5) -> PIL.Image.Image:
         """The output image of a `BackgroundRemovalResult` in `output_format`, on `background` if set.
@@ -264,20 +257,19 @@ def cutout_settings(
 def cutout_settings_from_args(args: argparse.Namespace) -> CutoutSettings:
     """Check the options of [`add_cutout_arguments`] (and the command's `--format`, `--batch-size`): usage errors
     raise `ValueError` / `ImportError` with a message naming the flag."""
+    names = ("threshold", "refine_foreground", "background", "max_side", *_MATTE_STEPS)
     return cutout_settings(
-        output_format=args.format,
-        threshold=args.threshold,
-        refine_foreground=args.refine_foreground,
-        background=args.background,
-        dilate=args.dilate,
-        erode=args.erode,
-        feather=args.feather,
-        alpha_matting=args.alpha_matting,
-        max_side=args.max_side,
-        refine_crops=args.refine_crops,
-        crop_size=args.crop_size,
-        crop_batch_size=args.batch_size,
+        output_format=args.format, crop_batch_size=args.batch_size, **{name: getattr(args, name) for name in names}
     )
+
+
+def model_input_side(processor: Any, size: dict | None = None) -> int:
+    """The longest side of the model input: `size` (a size dict) or the processor's (the default crop side of
+    `refine_crops`, so crops are seen 1:1)."""
+    size = dict(size if size is not None else processor.size)
+    if size.get("height") and size.get("width"):
+        return int(max(size["height"], size["width"]))
+    return int(size.get("longest_edge") or 1024)
 
 
 def crop_model_size(crop_size: int) -> dict:

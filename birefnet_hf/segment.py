@@ -48,6 +48,7 @@ from . import cutout as cutout_ops
 from .bulk import ProcessShard
 from .cutout_options import CutoutSettings as _CutoutSettings
 from .cutout_options import MatteOptions, add_cutout_arguments, apply_matte_options, cutout_settings_from_args
+from .cutout_options import model_input_side as _model_side
 from .pipelines import make_cutout
 
 logger = logging.get_logger(__name__)
@@ -289,14 +290,6 @@ def _predict_mattes(
 def _batched(items: Sequence[Any], batch_size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
-
-
-def _model_side(processor: Any, size: dict | None) -> int:
-    """The longest side of the model input (for full-resolution crops seen 1:1)."""
-    size = dict(size if size is not None else processor.size)
-    if size.get("height") and size.get("width"):
-        return int(max(size["height"], size["width"]))
-    return int(size.get("longest_edge") or 1024)
 
 
 def _finish_matte(

@@ -25,3 +25,16 @@ def tiny_model_dir(tmp_path_factory, tiny_config):
     path = tmp_path_factory.mktemp("tiny_birefnet")
     model.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_64(tmp_path_factory, tiny_model_dir):
+    """`tiny_model_dir` with a 64x64 image processor saved next to it (fast inference in command and server tests)."""
+    import shutil
+
+    from birefnet_hf import BiRefNetImageProcessor
+
+    path = tmp_path_factory.mktemp("tiny_birefnet_64")
+    shutil.copytree(tiny_model_dir, path, dirs_exist_ok=True)
+    BiRefNetImageProcessor(size={"height": 64, "width": 64}).save_pretrained(path)
+    return path

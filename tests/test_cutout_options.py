@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 
 import datasets
 import numpy as np
 import PIL.Image
 import pytest
 
-from birefnet_hf import BiRefNetImageProcessor, bulk, cutout, segment
+from birefnet_hf import bulk, cutout, segment
 from birefnet_hf.cutout_options import (
     MatteOptions,
     add_cutout_arguments,
@@ -20,14 +19,6 @@ from birefnet_hf.cutout_options import (
     cutout_settings,
     cutout_settings_from_args,
 )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_birefnet_cutout_options")
-    shutil.copytree(tiny_model_dir, folder, dirs_exist_ok=True)
-    BiRefNetImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
 
 
 def _photo(seed: int, width: int = 48, height: int = 36) -> PIL.Image.Image:
@@ -108,7 +99,8 @@ def test_apply_matte_options_order_and_crop_predictor():
         apply_matte_options(image, matte, MatteOptions(refine_crops=True), None, 40)
 
 
-def test_segment_dataset_applies_the_cutout_options(model_dir, tmp_path, capsys):
+def test_segment_dataset_applies_the_cutout_options(tiny_model_dir_64, tmp_path, capsys):
+    model_dir = tiny_model_dir_64
     images = [_photo(seed) for seed in range(2)]
     dataset = datasets.Dataset.from_dict(
         {"image": images, "file_name": ["one.jpg", "two.jpg"]},

@@ -15,7 +15,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from birefnet_hf import BiRefNetImageProcessor
+from birefnet_hf import cutout
 from birefnet_hf.segment import load_model_and_processor, remove_background
 from birefnet_hf.server.batching import MicroBatcher, QueueFullError
 
@@ -29,16 +29,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_model_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_birefnet_server")
-    shutil.copytree(tiny_model_dir, folder, dirs_exist_ok=True)
-    BiRefNetImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def loaded(model_dir):
-    return load_model_and_processor(model_dir, device="cpu")
+def loaded(tiny_model_dir_64):
+    return load_model_and_processor(tiny_model_dir_64, device="cpu")
 
 
 def _photo(width: int = 40, height: int = 30, seed: int = 0) -> PIL.Image.Image:
@@ -116,6 +108,73 @@ def test_formats_threshold_and_background(client, reference):
     assert np.abs(post()[..., :3].astype(int) - raw[..., :3]).max() > 0  # refinement changed the soft edges
 
 
+def _post(client, params, **kwargs) -> tuple[np.ndarray, dict]:
+    kwargs.setdefault("content", _encoded(_photo()))
+    response = client.post("/v1/remove-background", params=params, **kwargs)
+    assert response.status_code == 200, response.text
+    return np.asarray(PIL.Image.open(io.BytesIO(response.content))), response.headers
+
+
+def test_matte_options_like_the_cli(client, reference):
+    """threshold, dilate, erode, feather as `birefnet-hf segment` applies them (cutout_options)."""
+    binary, _ = _post(client, {"format": "alpha", "threshold": 0.5})
+    np.testing.assert_array_equal(binary, np.where(np.asarray(reference.matte) > 127.5, 255, 0))
+    rgba, _ = _post(client, {"threshold": 0.5})  # the threshold binarises the cut-out's alpha too, as in segment
+    np.testing.assert_array_equal(rgba[..., 3], binary)
+    assert 0 < (binary == 255).sum() < binary.size  # an edge to work on
+
+    grown, _ = _post(client, {"format": "alpha", "threshold": 0.5, "dilate": 2})
+    np.testing.assert_array_equal(grown, cutout.postprocess_matte(binary.astype(np.uint8), dilate=2))
+    assert (grown == 255).sum() > (binary == 255).sum()  # dilate grows the foreground
+    shrunk, _ = _post(client, {"format": "alpha", "threshold": 0.5, "erode": 1})
+    assert (shrunk == 255).sum() < (binary == 255).sum()  # erode shrinks it
+
+    feathered, _ = _post(client, {"format": "alpha", "threshold": 0.5, "feather": 3})
+    np.testing.assert_array_equal(feathered, cutout.postprocess_matte(binary.astype(np.uint8), feather=3))
+    assert ((feathered > 0) & (feathered < 255)).sum() > 0  # the hard edge became soft
+    assert set(np.unique(binary)) <= {0, 255}
+
+
+def test_max_side_gives_that_size(client, loaded):
+    model, processor = loaded
+    small, headers = _post(client, {"format": "alpha", "max_side": 20})
+    assert small.shape == (15, 20) and headers["x-image-size"] == "20x15"
+    expected = remove_background(_photo(), model=model, processor=processor, max_side=20)
+    np.testing.assert_array_equal(small, np.asarray(expected.matte))
+    unchanged, _ = _post(client, {"format": "alpha", "max_side": 500})  # never enlarges
+    assert unchanged.shape == (30, 40)
+
+
+def test_alpha_matting_and_refine_crops(client, loaded, reference, monkeypatch):
+    pytest.importorskip("pymatting")
+    model, processor = loaded
+    matted, _ = _post(client, {"format": "alpha", "alpha_matting": "true"})
+    expected = remove_background(_photo(), model=model, processor=processor, alpha_matting=True)
+    np.testing.assert_array_equal(matted, np.asarray(expected.matte))
+
+    before = client.get("/healthz").json()["items"]
+    refined, _ = _post(client, {"format": "alpha", "refine_crops": "true", "crop_size": 32})
+    assert client.get("/healthz").json()["items"] == before + 3  # the photo and its 2 crops, all through the batcher
+    expected = remove_background(_photo(), model=model, processor=processor, refine_crops=True, crop_size=32)
+    assert np.abs(refined.astype(int) - np.asarray(expected.matte)).max() <= 1  # crops batched differently
+    assert np.abs(refined.astype(int) - np.asarray(reference.matte)).max() > 1  # the crops changed the matte
+
+    monkeypatch.setattr(cutout, "import_pymatting", lambda: (_ for _ in ()).throw(ImportError("no pymatting")))
+    response = client.post("/v1/remove-background", content=_encoded(_photo()), params={"alpha_matting": "true"})
+    assert response.status_code == 501 and "alpha_matting" in response.json()["detail"]
+
+
+def test_uploaded_background_image(client, reference):
+    beach = PIL.Image.new("RGB", (20, 10), (0, 0, 255))
+    files = {"file": ("p.png", _encoded(_photo()), "image/png"), "background": ("b.png", _encoded(beach), "image/png")}
+    composite, _ = _post(client, {}, content=None, files=files)
+    assert composite.shape == (30, 40, 3)
+    np.testing.assert_array_equal(composite, np.asarray(reference.composite(beach)))
+    matte = np.asarray(reference.matte).astype(float)[..., None] / 255
+    expected = matte * np.asarray(reference.foreground) + (1 - matte) * [0, 0, 255]
+    assert np.abs(composite - expected).max() <= 1
+
+
 def test_health_reports_the_model_and_batching(client):
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["device"] == "cpu" and health["dtype"] == "float32"
@@ -140,6 +199,29 @@ def test_health_reports_the_model_and_batching(client):
         ({"files": {"other": ("a.png", _encoded(_photo()), "image/png")}}, 400, "no file field named 'file'"),
         ({"files": {"file": ("a.txt", b"hello", "text/plain")}}, 415, "'text/plain'"),
         ({"content": _encoded(_photo(), "ICO"), "headers": {"Content-Type": "image/png"}}, 415, "ICO images"),
+        # the cut-out options of `birefnet-hf segment`
+        ({"content": _encoded(_photo()), "params": {"threshold": "-0.1"}}, 422, "threshold"),
+        ({"content": _encoded(_photo()), "params": {"dilate": "-1"}}, 422, "dilate"),
+        ({"content": _encoded(_photo()), "params": {"erode": "two"}}, 422, "erode"),
+        ({"content": _encoded(_photo()), "params": {"feather": "1.5"}}, 422, "feather"),
+        ({"content": _encoded(_photo()), "params": {"max_side": "0"}}, 422, "max_side"),
+        ({"content": _encoded(_photo()), "params": {"alpha_matting": "perhaps"}}, 422, "alpha_matting"),
+        ({"content": _encoded(_photo()), "params": {"refine_crops": "perhaps"}}, 422, "refine_crops"),
+        ({"content": _encoded(_photo()), "params": {"refine_crops": "true", "crop_size": "16"}}, 422, "crop_size"),
+        ({"content": _encoded(_photo()), "params": {"crop_size": "64"}}, 400, "crop_size needs refine_crops"),
+        ({"content": _encoded(_photo(300, 300)), "params": {"refine_crops": "true", "crop_size": "32"}}, 422,
+         "takes up to 169 crops; this server segments at most 64"),
+        ({"content": _encoded(_photo()), "params": {"background": "/etc/hostname"}}, 400, "is not 'blur', a colour"),
+        ({"files": {"file": ("a.png", _encoded(_photo()), "image/png"), "background": ("b.png", b"junk", "image/png")}},
+         415, "the background field: the upload is not an image"),
+        ({"files": {"file": ("a.png", _encoded(_photo()), "image/png"), "background": ("b.txt", b"x", "text/plain")}},
+         415, "the background field has Content-Type 'text/plain'"),
+        ({"files": {"file": ("a.png", _encoded(_photo()), "image/png")}, "data": {"background": "white"}}, 400,
+         "the multipart field 'background' takes an image file"),
+        ({"files": {"file": ("a.png", _encoded(_photo()), "image/png"), "background": ("b.png", _encoded(_photo()),
+          "image/png")}, "params": {"background": "white"}}, 400, "background is given twice"),
+        ({"files": {"file": ("a.png", _encoded(_photo()), "image/png"), "background": ("b.png", _encoded(_photo()),
+          "image/png")}, "params": {"format": "alpha"}}, 400, "background applies to format=rgba"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_clear_4xx(client, kwargs, status, message):
@@ -159,6 +241,20 @@ def test_serve_cli_usage_errors(capsys):
     assert "--port" in capsys.readouterr().err
     assert serve_cli.main(["--model", "/no/such/model/folder", "--device", "cpu"]) == 2
     assert "cannot load model '/no/such/model/folder'" in capsys.readouterr().err
+
+
+def test_serve_cli_passes_the_crop_bound(monkeypatch):
+    import uvicorn
+
+    from birefnet_hf.server import app as app_module
+
+    seen = {}
+    monkeypatch.setattr(app_module, "create_app", lambda model, **kwargs: seen.update(kwargs) or "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app))
+    assert serve_cli.main(["--model", "m", "--max-refine-crops", "9"]) == 0
+    assert seen["app"] == "app" and seen["settings"].max_refine_crops == 9
+    with pytest.raises(SystemExit):
+        serve_cli.main(["--model", "m", "--max-refine-crops", "0"])
 
 
 # ------------------------------------------------------------------------------------- the micro-batcher
@@ -289,6 +385,16 @@ def test_web_page_in_headless_chromium(live_server, tmp_path):
             download.save_as(saved)
             with PIL.Image.open(saved) as cutout:
                 assert cutout.mode == "RGBA" and cutout.size == (48, 36)
+
+            # the page's settings: max side and feather go to the server as its query parameters
+            page.fill("#max_side", "24")
+            page.fill("#feather", "2")
+            page.dispatch_event("#max_side", "change")
+            page.wait_for_function("document.getElementById('result').naturalWidth === 24", timeout=60_000)
+            assert page.eval_on_selector("#result", "e => e.naturalHeight") == 18
+            page.fill("#max_side", "")
+            page.dispatch_event("#max_side", "change")
+            page.wait_for_function("document.getElementById('result').naturalWidth === 48", timeout=60_000)
 
             # drag and drop a second image onto the drop zone, asking for the matte
             page.select_option("#format", "alpha")

@@ -3,22 +3,28 @@
 Endpoints:
 
 * `POST /v1/remove-background`: the image as the raw request body (`Content-Type: image/png`, `image/jpeg`, ...)
-  or as the multipart field `file`; options as query parameters (those of `birefnet-hf segment`): `format`
-  (`rgba` cut-out, `alpha` soft matte, `mask` binary, `overlay` preview, `fg` foreground colours), `threshold`
-  (for `mask`), `output` (`png` or `webp`), `background` (`blur` or a colour: the cut-out composited on it, RGB)
-  and `refine_foreground` (default true: blur-fusion foreground colours at soft edges). Answers the image.
+  or as the multipart field `file`; options as query parameters, those of `birefnet-hf segment` with the same
+  names, defaults, checks and meaning (`cutout_options`): `format` (`rgba` cut-out, `alpha` soft matte, `mask`
+  binary, `overlay` preview, `fg` foreground colours), `output` (`png` or `webp`), `threshold` (binarise; default
+  soft, 0.5 for `mask`), `background` (`blur` or a colour: the cut-out composited on it, RGB; an image comes as
+  the multipart field `background`, never as a path on the server), `refine_foreground` (default true),
+  `dilate` / `erode` / `feather` (pixels), `alpha_matting`, `max_side` (output size), `refine_crops` and
+  `crop_size` (two-stage mode for large photos; at most `ServerSettings.max_refine_crops` crops, each through the
+  micro-batcher). Answers the image.
 * `GET /healthz`: model, device, input size and the micro-batcher's counters.
 * `GET /`: a small web page: pick or drop an image, preview the cut-out on a checkerboard, download it.
 
 The model is loaded once, in [`create_app`], and used by one thread through a [`MicroBatcher`], so concurrent
 requests share forward passes (on a GPU) and never run the model at the same time. Errors are 4xx with a JSON
 `detail` that says what was wrong: 413 for bodies or images over the limits, 415 for anything that is not a
-supported image, 400 for a corrupt image or a bad option, 422 for an option outside its allowed values, 503 when
-too many requests are waiting.
+supported image, 400 for a corrupt image or options that do not go together, 422 for an option outside its allowed
+values (or `refine_crops` needing more crops than allowed), 501 for `alpha_matting` without pymatting, 503 when too
+many requests are waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import io
 import os
@@ -30,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio.from_thread
+import numpy as np
 import PIL.Image
-import PIL.ImageColor
 import torch
 from transformers.utils import logging
 
@@ -43,6 +50,8 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError('The server needs FastAPI and uvicorn: pip install "birefnet-hf[server]".') from error
 
+from .. import cutout as cutout_ops
+from ..cutout_options import CutoutSettings, apply_matte_options, cutout_settings, model_input_side
 from ..image_processing_birefnet import to_rgb_image
 from ..segment import OUTPUT_FORMATS, BackgroundRemovalResult, load_model_and_processor
 from .batching import MicroBatcher, QueueFullError
@@ -84,6 +93,8 @@ class ServerSettings:
         max_wait_ms (`float`): how long a request waits for others to share its forward pass (default 10 ms).
         max_queue (`int`): requests allowed to wait for the model; more get 503 (default 64).
         resolution (`dict | None`): model input size for every request (default: the processor's).
+        max_refine_crops (`int`): most crops `refine_crops=true` may segment again for one image (default 64);
+            a request that could need more (a small `crop_size` on a large image) gets 422.
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -92,6 +103,7 @@ class ServerSettings:
     max_wait_ms: float = 10.0
     max_queue: int = 64
     resolution: dict | None = None
+    max_refine_crops: int = 64
 
 
 def _http_error(status: int, detail: str) -> HTTPException:
@@ -118,8 +130,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _read_upload(request: Request, settings: ServerSettings) -> tuple[bytes, str | None]:
-    """(image bytes, file name) from a raw body or the multipart field `file` (or `image`)."""
+def _check_part_type(upload: UploadFile, field: str) -> None:
+    part_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if part_type not in _ACCEPTED_CONTENT_TYPES:
+        raise _http_error(
+            415, f"the {field} field has Content-Type {part_type!r}; send an image ({_accepted_types_text()})."
+        )
+
+
+async def _read_upload(request: Request, settings: ServerSettings) -> tuple[bytes, str | None, bytes | None]:
+    """(image bytes, file name, background image bytes or None) from a raw body or the multipart fields `file` (or
+    `image`) and the optional `background` (an image to composite the cut-out on)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         body = await _read_body(request, settings.max_upload_bytes + _MULTIPART_OVERHEAD)
@@ -128,7 +149,7 @@ async def _read_upload(request: Request, settings: ServerSettings) -> tuple[byte
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
+            form = await Request(request.scope, replay).form(max_files=2, max_fields=16)
         except HTTPException:
             raise
         except Exception as error:  # malformed multipart
@@ -136,31 +157,38 @@ async def _read_upload(request: Request, settings: ServerSettings) -> tuple[byte
         upload = form.get("file") or form.get("image")
         if not isinstance(upload, UploadFile):
             raise _http_error(400, "the multipart body has no file field named 'file' (or 'image').")
-        part_type = (upload.content_type or "").split(";")[0].strip().lower()
-        if part_type not in _ACCEPTED_CONTENT_TYPES:
+        _check_part_type(upload, "file")
+        background = form.get("background")
+        if background is not None and not isinstance(background, UploadFile):
             raise _http_error(
-                415,
-                f"the file field has Content-Type {part_type!r}; send an image ({_accepted_types_text()}).",
+                400,
+                "the multipart field 'background' takes an image file; send a colour or 'blur' as the query "
+                "parameter background=...",
             )
+        if background is not None:
+            _check_part_type(background, "background")
         data = await upload.read()
+        background_data = await background.read() if background is not None else None
         await form.close()
-        if len(data) > settings.max_upload_bytes:
+        if len(data) + len(background_data or b"") > settings.max_upload_bytes:
             raise _http_error(
                 413,
-                f"the file is {len(data)} bytes; this server accepts at most {settings.max_upload_bytes} bytes.",
+                f"the upload is {len(data) + len(background_data or b'')} bytes; this server accepts at most "
+                f"{settings.max_upload_bytes} bytes.",
             )
-        return data, upload.filename
+        return data, upload.filename, background_data
     if content_type not in _ACCEPTED_CONTENT_TYPES:
         raise _http_error(
             415,
             f"unsupported Content-Type {content_type!r}: send an image ({_accepted_types_text()}) as the request "
             "body or as the multipart/form-data field 'file'.",
         )
-    return await _read_body(request, settings.max_upload_bytes), None
+    return await _read_body(request, settings.max_upload_bytes), None, None
 
 
-def _decode_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
-    """Decode an uploaded image to upright 8-bit RGB, with the server's type and size limits."""
+def _decode_image(data: bytes, max_pixels: int, max_side: int | None = None) -> PIL.Image.Image:
+    """Decode an uploaded image to upright 8-bit RGB, with the server's type and size limits; downscaled so its
+    longest side is at most `max_side` when given."""
     if not data:
         raise _http_error(
             400, "the upload is empty: send an image as the body or as the multipart field 'file'."
@@ -186,9 +214,45 @@ def _decode_image(data: bytes, max_pixels: int) -> PIL.Image.Image:
         )
     try:
         image.load()
-        return to_rgb_image(image)
+        image = to_rgb_image(image)
     except (OSError, ValueError, SyntaxError) as error:
         raise _http_error(400, f"cannot decode the {image.format} image: {error}") from error
+    return cutout_ops.fit_max_side(image, max_side)
+
+
+def _decode_background(data: bytes, max_pixels: int) -> PIL.Image.Image:
+    """The uploaded `background` image, with the limits and errors of [`_decode_image`] naming the field."""
+    try:
+        return _decode_image(data, max_pixels)
+    except HTTPException as error:
+        raise _http_error(error.status_code, f"the background field: {error.detail}") from error
+
+
+def _checked_cutout_settings(**values: Any) -> CutoutSettings:
+    """The cut-out options of a request, checked like `birefnet-hf segment`'s (errors name the query parameter)."""
+    try:
+        return cutout_settings(command_line=False, **values)
+    except ImportError as error:
+        raise _http_error(501, f"alpha_matting is not available on this server: {error}") from error
+    except ValueError as error:
+        raise _http_error(400, str(error)) from error
+
+
+def _check_crop_budget(image: PIL.Image.Image, crop_size: int, limit: int) -> None:
+    """422 when `refine_crops` could segment more than `limit` crops of `image` (the server's bound on its work)."""
+    if max(image.size) <= crop_size:
+        return
+    count = cutout_ops.crop_count(image.height, image.width, crop_size)
+    if count > limit:
+        raise _http_error(
+            422,
+            f"refine_crops: a {image.width}x{image.height} image in crop_size={crop_size} crops takes up to {count} "
+            f"crops; this server segments at most {limit} per image: raise crop_size or lower max_side.",
+        )
+
+
+def _busy(error: Exception) -> HTTPException:
+    return HTTPException(503, f"the server is busy ({error}); retry shortly.", {"Retry-After": "1"})
 
 
 def _encode_image(image: PIL.Image.Image, output: str) -> bytes:
@@ -286,6 +350,23 @@ def create_app(
             **batcher.stats.as_dict(),
         }
 
+    model_side = model_input_side(processor, settings.resolution)
+
+    def matte_of(logits: torch.Tensor, image: PIL.Image.Image) -> PIL.Image.Image:
+        matte = processor.post_process_alpha(
+            logits, target_sizes=[(image.height, image.width)], output_dtype=torch.uint8
+        )[0]
+        return PIL.Image.fromarray(matte.numpy(), mode="L")
+
+    async def submit_all(values: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(await asyncio.gather(*(batcher.submit(pixel_values) for pixel_values in values)))
+
+    def predict_crops(crops: list[PIL.Image.Image], model_size: dict) -> list[np.ndarray]:
+        """`refine_crops` from a worker thread: the crops' forward passes go through the micro-batcher too."""
+        values = [processor(images=crop, return_tensors="pt", size=model_size)["pixel_values"] for crop in crops]
+        logits = anyio.from_thread.run(submit_all, values)
+        return [np.asarray(matte_of(crop_logits, crop)) for crop_logits, crop in zip(logits, crops, strict=True)]
+
     @app.post(
         "/v1/remove-background",
         responses={200: {"content": {"image/png": {}, "image/webp": {}}, "description": "the result image"}},
@@ -293,60 +374,77 @@ def create_app(
     async def remove_background_endpoint(
         request: Request,
         output_format: Literal[OUTPUT_FORMATS] = Query(  # type: ignore[valid-type]
-            "rgba", alias="format", description="rgba cut-out, alpha matte, binary mask or overlay preview"
+            "rgba", alias="format", description="rgba cut-out, alpha matte, binary mask, overlay preview or fg colours"
         ),
         output: Literal["png", "webp"] = Query("png", description="file type of the answer"),
-        threshold: float = Query(0.5, ge=0.0, lt=1.0, description="foreground probability for format=mask"),
+        threshold: float | None = Query(
+            None, ge=0.0, lt=1.0, description="binarise the matte at this probability (default soft; 0.5 for mask)"
+        ),
         background: str | None = Query(
-            None, description="'blur' or a colour ('white', '#00b140'): the cut-out composited on it (RGB)"
+            None,
+            description="'blur' or a colour ('white', '#00b140'): the cut-out composited on it (RGB); an image "
+            "comes as the multipart field 'background'",
         ),
         refine_foreground: bool = Query(
             True,
             description="estimate the foreground colours of soft edges (blur fusion) for rgba, fg, background",
         ),
+        dilate: int = Query(0, ge=0, description="grow the matte by N pixels"),
+        erode: int = Query(0, ge=0, description="shrink the matte by N pixels (after dilate)"),
+        feather: int = Query(0, ge=0, description="soften the matte's edge over N pixels (last step)"),
+        alpha_matting: bool = Query(
+            False, description="closed-form alpha matting in a trimap's unknown band (needs pymatting)"
+        ),
+        max_side: int | None = Query(None, ge=1, description="downscale the image to at most N pixels first"),
+        refine_crops: bool = Query(
+            False, description="large photos: segment full-resolution crops around the edge again and blend them"
+        ),
+        crop_size: int | None = Query(
+            None, ge=32, description="refine_crops crop side in photo pixels (default: the model's input side)"
+        ),
     ) -> Response:
         start = time.perf_counter()
-        fill: tuple[int, int, int] | str | None = None
-        if background is not None:
-            if output_format != "rgba":
-                raise _http_error(400, f"background applies to format=rgba, not format={output_format}.")
-            if background.strip().lower() == "blur":
-                fill = "blur"
-            else:  # colours only: a server does not open files named by its clients
-                try:
-                    fill = PIL.ImageColor.getrgb(background.strip())[:3]
-                except ValueError as error:
-                    raise _http_error(
-                        400, f"background {background!r} is not 'blur', a colour name or #RRGGBB."
-                    ) from error
-        data, filename = await _read_upload(request, settings)
-        image = await run_in_threadpool(_decode_image, data, settings.max_pixels)
-        del data
+        values = dict(
+            output_format=output_format, threshold=threshold, refine_foreground=refine_foreground, dilate=dilate,
+            erode=erode, feather=feather, alpha_matting=alpha_matting, max_side=max_side,
+            refine_crops=refine_crops, crop_size=crop_size, crop_batch_size=max_batch_size,
+        )  # fmt: skip
+        cutout = _checked_cutout_settings(background=background, **values)  # before reading the upload
+        data, filename, background_data = await _read_upload(request, settings)
+        if background_data is not None:
+            if background is not None:
+                raise _http_error(
+                    400, "background is given twice (query parameter and multipart field); send one of them."
+                )
+            uploaded = await run_in_threadpool(_decode_background, background_data, settings.max_pixels)
+            cutout = _checked_cutout_settings(background=uploaded, **values)
+        image = await run_in_threadpool(_decode_image, data, settings.max_pixels, max_side)
+        del data, background_data
+        if refine_crops:
+            _check_crop_budget(image, crop_size or model_side, settings.max_refine_crops)
         pixel_values = await run_in_threadpool(
             lambda: processor(images=image, return_tensors="pt", **size_kwargs)["pixel_values"]
         )
         try:
             logits = await batcher.submit(pixel_values)
         except QueueFullError as error:
-            raise HTTPException(
-                503, f"the server is busy ({error}); retry shortly.", {"Retry-After": "1"}
-            ) from error
+            raise _busy(error) from error
         except RuntimeError as error:
             raise _http_error(500, f"segmentation failed: {error}") from error
 
         def render() -> bytes:
-            matte = processor.post_process_alpha(
-                logits, target_sizes=[(image.height, image.width)], output_dtype=torch.uint8
-            )[0]
+            matte = apply_matte_options(image, matte_of(logits, image), cutout.options, predict_crops, model_side)
             result = BackgroundRemovalResult(
-                image=image,
-                matte=PIL.Image.fromarray(matte.numpy(), mode="L"),
-                refine_foreground=refine_foreground,
-                device=model_device,
+                image=image, matte=matte, refine_foreground=cutout.refine_foreground, device=model_device
             )
-            return _encode_image(result.render(output_format, threshold, background=fill), output)
+            return _encode_image(cutout.render(result, output_format), output)
 
-        content = await run_in_threadpool(render)
+        try:
+            content = await run_in_threadpool(render)
+        except QueueFullError as error:  # refine_crops found the queue full
+            raise _busy(error) from error
+        except (RuntimeError, ValueError, MemoryError) as error:
+            raise _http_error(500, f"post-processing failed: {error}") from error
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:100] if filename else "image"
         suffix = {"rgba": "cutout", "alpha": "matte"}.get(output_format, output_format)
         headers = {

@@ -16,8 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="birefnet-hf serve",
         description=(
             "Serve BiRefNet over HTTP: POST /v1/remove-background (raw image body or multipart field 'file'; query "
-            "options format=rgba|alpha|mask|overlay, output=png|webp, threshold, background), GET /healthz, and a "
-            "web page at /. The model is loaded once; concurrent requests share forward passes (micro-batching)."
+            "options format=rgba|alpha|mask|overlay|fg, output=png|webp and the cut-out options of birefnet-hf "
+            "segment: threshold, background, refine_foreground, dilate, erode, feather, alpha_matting, max_side, "
+            "refine_crops, crop_size), GET /healthz, and a web page at /. The model is loaded once; concurrent "
+            "requests share forward passes (micro-batching)."
         ),
     )
     parser.add_argument("--model", "-m", required=True, help="model folder (save_pretrained) or Hub id")
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-megapixels", type=float, default=50.0, help="largest image in megapixels (default 50)"
     )
     parser.add_argument(
+        "--max-refine-crops",
+        type=_positive_int,
+        default=64,
+        help="most crops refine_crops=true may segment for one image (default 64; more: 422)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     return parser
@@ -82,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
         resolution=args.resolution or ({"longest_edge": args.longest_edge} if args.longest_edge else None),
+        max_refine_crops=args.max_refine_crops,
     )
     try:
         app = create_app(args.model, device=args.device, dtype=args.dtype, settings=settings)
