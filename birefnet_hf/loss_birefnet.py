@@ -24,9 +24,9 @@ Tasks (``task`` argument, or the :attr:`BiRefNetLoss.task` attribute, e.g. ``mod
   SSIM 10, no IoU, on the same outputs, with the soft alpha mattes as targets (nothing binarises them); the
   gradient and classification terms keep the config's weights.
 
-Region-level fine-tuning (RLFT, Sec. 3.6): set :attr:`BiRefNetLoss.region_level_finetuning` to ``True`` for the
-last epochs; the pixel losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms
-stay. This is the paper's "fine-tuned with the IoU loss for the last 20 epochs"; the authors' current ``train.py``
+Region-level fine-tuning (RLFT, Sec. 3.6) is an argument of the call, ``criterion(outputs, labels,
+region_level_finetuning=True)`` for the last epochs (nothing on the loss object changes between phases); the pixel
+losses are then the IoU loss alone (BCE, SSIM and MAE switched off), the auxiliary terms stay. This is the paper's "fine-tuned with the IoU loss for the last 20 epochs"; the authors' current ``train.py``
 instead sets BCE to 0, keeps SSIM and halves the IoU weight at every fine-tuning epoch.
 """
 
@@ -102,7 +102,6 @@ class BiRefNetLoss(nn.Module):
         self.task = task
         self.gradient_weight = config.loss_gradient_weight
         self.classification_weight = config.loss_classification_weight
-        self.region_level_finetuning = False
         self.register_buffer("ssim_window", gaussian_window(11, 1.5), persistent=False)
 
     @property
@@ -123,9 +122,22 @@ class BiRefNetLoss(nn.Module):
         with torch.no_grad():
             self.ssim_window.copy_(gaussian_window(11, 1.5).to(self.ssim_window.device))
 
-    def pixel_weights(self) -> dict[str, float]:
-        """Weights of the pixel terms in force (RLFT keeps the IoU loss only)."""
-        if self.region_level_finetuning:
+    @property
+    def region_level_finetuning(self) -> bool:
+        """``False``: the default of the ``region_level_finetuning`` argument of :meth:`forward`. Region-level
+        fine-tuning is chosen per call, so it cannot be switched on here (assigning raises an error that says so)."""
+        return False
+
+    @region_level_finetuning.setter
+    def region_level_finetuning(self, value: bool) -> None:
+        raise AttributeError(
+            "BiRefNetLoss.region_level_finetuning is no longer a switch on the loss: pass it to the call, "
+            f"criterion(outputs, labels, region_level_finetuning={bool(value)})"
+        )
+
+    def pixel_weights(self, region_level_finetuning: bool = False) -> dict[str, float]:
+        """Weights of the pixel terms in force (region-level fine-tuning keeps the IoU loss only)."""
+        if region_level_finetuning:
             return {name: (w if name == "iou" else 0.0) for name, w in self.weights.items()}
         return dict(self.weights)
 
@@ -142,19 +154,31 @@ class BiRefNetLoss(nn.Module):
             "mae": (probabilities - target).abs().mean(),
         }
 
-    def forward(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None = None):
+    def forward(
+        self,
+        outputs,
+        labels: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
+        *,
+        region_level_finetuning: bool = False,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(loss, terms)`` of ``outputs`` (a [`BiRefNetImageSegmentationOutput`]) against ``labels`` (N, 1, H, W)
+        in [0, 1]; ``class_labels`` feed the auxiliary classification term. ``region_level_finetuning=True`` (the
+        paper's last epochs) keeps the IoU loss alone among the pixel terms."""
         # Always float32, also inside a mixed-precision forward: under autocast the SSIM convolutions would run in
         # bfloat16/float16, whose rounding exceeds SSIM's constants and makes the term infinite.
         device_type = labels.device.type
         if not torch.amp.is_autocast_available(device_type):  # e.g. the meta device: no autocast to switch off
-            return self._compute(outputs, labels, class_labels)
+            return self._compute(outputs, labels, class_labels, region_level_finetuning)
         with torch.autocast(device_type=device_type, enabled=False):
-            return self._compute(outputs, labels, class_labels)
+            return self._compute(outputs, labels, class_labels, region_level_finetuning)
 
-    def _compute(self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None):
+    def _compute(
+        self, outputs, labels: torch.Tensor, class_labels: torch.Tensor | None, region_level_finetuning: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         target = labels.float().clamp(0, 1)
         predictions = [*(outputs.stage_logits or ()), outputs.logits]
-        weights = self.pixel_weights()
+        weights = self.pixel_weights(region_level_finetuning)
         zero = target.new_zeros(())
         terms = {name: zero for name in weights}
         for logits in predictions:

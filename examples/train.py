@@ -29,7 +29,7 @@ What it does, following the paper (Sec. 3.5, 3.6, 4.3) and, where they differ, t
 * **Decay**: multi-step, ``--lr_decay_epochs`` (negative values count from the end, as in the authors' config) times
   ``--lr_decay_rate`` (0.5). Off by default, as in the authors' config (their milestone is epoch 1e5).
 * **Region-level fine-tuning** (RLFT, Sec. 3.6): for the last ``--finetune_last_epochs`` epochs the pixel loss is
-  the IoU loss only (``model.criterion.region_level_finetuning``); see :func:`rlft_active`.
+  the IoU loss only (``criterion(..., region_level_finetuning=True)``, decided per epoch by :func:`rlft_active`).
 * **Augmentation**: horizontal flips only, as in the paper (``--augmentations`` adds the authors' others). Each
   image is augmented with a generator seeded by ``(seed, epoch, index)``, so augmentations do not depend on the
   number of processes or data workers, and a resumed run sees exactly the images it would have seen.
@@ -55,8 +55,13 @@ a Hub repo, an authors' repository or ``.pth``; the image processor and training
 validation), ``--freeze_backbone``, ``--lora_rank N`` (PEFT adapters on the backbone and decoder; ``*_adapter/``
 folders hold them, ``*_model/`` the merged plain model), ``--dynamic_size MIN MAX`` (random multiple-of-32 size per
 batch), ``--eval_steps N`` with ``--metric_for_best_model`` (``loss`` or any metric) and
-``--early_stopping_patience``; each validation writes ``eval_grids/step_N.png`` (image | truth | prediction). The
-reusable pieces live in :mod:`birefnet_hf.training`.
+``--early_stopping_patience``; each validation writes ``eval_grids/step_N.png`` (image | truth | prediction).
+
+This file is the script a reader follows: the options, then ``main()`` (Accelerator, data, model, optimiser,
+resume, the loop, saving). Everything else is in :mod:`birefnet_hf.training`: argument checks (``arguments``),
+splits (``splits``), seeded augmentation (``augmentation``), the model and its processor (``model_setup``),
+schedules, checkpoints and resumption (``checkpointing``, ``resume``), validation and best-model tracking
+(``validation``), logs (``progress``), saving and upload (``saving``), LoRA (``lora``).
 
 Validation (``--eval_every_epochs``, ``--eval_steps``) computes the validation loss (the loss on the final map) and
 the DIS metrics (``birefnet_hf.metrics``) at ``--image_size`` against the resized masks binarised at 0.5 (and, for
@@ -72,22 +77,16 @@ process would train alone). ``accelerate launch --cpu --num_processes 2`` runs a
 from __future__ import annotations
 
 import argparse
-import copy
-import errno
 import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 import transformers
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
@@ -96,29 +95,33 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from birefnet_hf import BACKBONE_SPECS, BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
+from birefnet_hf import BACKBONE_SPECS
+from birefnet_hf.atomic_io import write_text
 from birefnet_hf.cpu_budget import apply_cpu_budget
-from birefnet_hf.data import (
-    DISCollator,
-    load_dis5k,
-    load_hub_dataset,
-    load_image_mask_folder,
-    make_eval_transform,
-    make_train_transform,
+from birefnet_hf.data import DISCollator, make_eval_transform
+from birefnet_hf.loss_birefnet import BiRefNetLoss
+from birefnet_hf.training.arguments import (
+    TrainingArgumentError,
+    check_input_sizes,
+    check_resume_arguments,
+    check_training_arguments,
 )
-from birefnet_hf.metrics import MATTING_METRIC_NAMES
-from birefnet_hf.training.checkpointing import (
-    DiskFullError,
-    disk_full_message,
-    is_disk_full,
-    list_checkpoints,
-    read_training_state,
-    replace_folder_atomically,
-    resolve_checkpoint,
-    save_checkpoint,
+from birefnet_hf.training.augmentation import AUGMENTATIONS, SeededAugmentation, make_augmentation_transform
+from birefnet_hf.training.checkpointing import DiskFullError, list_checkpoints, save_checkpoint
+from birefnet_hf.training.lora import adapters_merged, apply_lora, freeze_backbone
+from birefnet_hf.training.model_setup import (
+    build_model,
+    checkpoint_image_processor,
+    make_image_processor,
+    parse_config_overrides,
+    processor_size,
+    set_train_mode,
 )
-from birefnet_hf.training.lora import adapters_merged, apply_lora, freeze_backbone, merge_lora
+from birefnet_hf.training.progress import RankLog, RunningLosses
+from birefnet_hf.training.resume import TrainingProgress, resume_training, training_state
+from birefnet_hf.training.saving import push_to_hub, save_model
 from birefnet_hf.training.schedules import default_learning_rate, lr_decay_milestones, rlft_active
+from birefnet_hf.training.splits import load_splits
 from birefnet_hf.training.validation import (
     VALIDATION_METRICS,
     BestMetricTracker,
@@ -128,18 +131,18 @@ from birefnet_hf.training.validation import (
 
 logger = get_logger(__name__)
 
-#: The authors' augmentations, in their order (``config.preproc_methods``); the paper uses flips only.
-AUGMENTATIONS = ("flip", "enhance", "rotate", "pepper", "crop")
+# The pieces this script used to define, importable from it as before.
+__all__ = [
+    "AUGMENTATIONS", "DiskFullError", "SeededAugmentation", "TrainingArgumentError", "build_model",
+    "check_resume_arguments", "checkpoint_image_processor", "default_learning_rate", "list_checkpoints", "load_splits",
+    "lr_decay_milestones", "main", "make_image_processor", "parse_args", "parse_config_overrides", "processor_size",
+    "push_to_hub", "rlft_active", "save_checkpoint", "save_model", "set_train_mode",
+]  # fmt: skip
 
 
-class TrainingArgumentError(ValueError):
-    """Arguments that do not fit the data, the model or the checkpoint (exit code 2, like argparse's errors)."""
-
-
-
-
-# ------------------------------------------------------------------------------------------------ arguments
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, completed and checked (:func:`~birefnet_hf.training.arguments.check_training_arguments`):
+    an invalid value, or a checkpoint to resume that does not fit, exits with argparse's ``error:`` line (code 2)."""
     parser = argparse.ArgumentParser(
         description="Train BiRefNet (dichotomous image segmentation) with Accelerate.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -341,387 +344,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--hub_private_repo", action="store_true")
     run.add_argument("--cpu", action="store_true", help="train on CPU even if an accelerator is available")
 
+
     args = parser.parse_args(argv)
-    args.image_size_given = args.image_size is not None
-    if args.image_size is None:
-        args.image_size = processor_size(args.init_from) or [1024]
-    if len(args.image_size) == 1:
-        args.image_size = args.image_size * 2
-    if len(args.image_size) != 2 or any(side <= 0 or side % 32 for side in args.image_size):
-        parser.error(
-            f"--image_size must be S or H W, positive multiples of 32 (BiRefNet's patch grid), got {args.image_size}"
-        )
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                 "num_train_epochs", "logging_steps"):  # fmt: skip
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.max_train_steps is not None and args.max_train_steps < 1:
-        parser.error(f"--max_train_steps must be at least 1, got {args.max_train_steps}")
-    if args.finetune_last_epochs < 0:
-        parser.error(
-            f"--finetune_last_epochs counts epochs from the end and must be >= 0, got {args.finetune_last_epochs} "
-            "(the authors' config writes -N for the same thing)"
-        )
-    if args.eval_every_epochs < 0:
-        parser.error(f"--eval_every_epochs must be >= 0, got {args.eval_every_epochs}")
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(
-                f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}"
-            )
-    if args.dataset_dir is not None and not args.dataset_dir.is_dir():
-        parser.error(f"--dataset_dir {args.dataset_dir} is not a directory")
-    if args.validation_dir is not None and not (args.validation_dir / "im").is_dir():
-        parser.error(f"--validation_dir {args.validation_dir} is not an im/gt folder (no im/ sub-folder)")
-    if not 0 <= args.validation_fraction < 1:
-        parser.error(f"--validation_fraction must lie in [0, 1), got {args.validation_fraction}")
-    if args.init_from is not None and (args.use_pretrained_backbone or args.config_overrides):
-        parser.error(
-            "--use_pretrained_backbone and --config_overrides describe a fresh model; drop them with --init_from"
-        )
-    if args.validation_split.lower() == "none":
-        args.validation_split = None
-    # Numbers that make no sense fail here, before any data or model is loaded.
-    positive = {"learning_rate": args.learning_rate, "adam_epsilon": args.adam_epsilon,
-                "max_grad_norm": args.max_grad_norm, "lr_decay_rate": args.lr_decay_rate}  # fmt: skip
-    for name, value in positive.items():
-        if value is not None and not (math.isfinite(value) and value > 0):
-            parser.error(f"--{name} must be a positive number, got {value}")
-    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        parser.error(f"--weight_decay must be >= 0, got {args.weight_decay}")
-    for name in ("adam_beta1", "adam_beta2"):
-        if not 0 <= getattr(args, name) < 1:
-            parser.error(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
-    for name in ("max_train_samples", "max_eval_samples", "checkpoints_total_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for name in ("eval_steps", "early_stopping_patience"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.lora_rank < 0 or not 0 <= args.lora_dropout < 1 or args.grid_images < 0:
-        parser.error("--lora_rank and --grid_images must be >= 0 and --lora_dropout in [0, 1)")
-    if args.lora_rank and args.freeze_backbone:
-        parser.error("--freeze_backbone with --lora_rank: LoRA already freezes the weights; use --lora_parts decoder")
-    if args.dynamic_size is not None:
-        low, high = args.dynamic_size
-        if low < 32 or low > high or low % 32 or high % 32:
-            parser.error(f"--dynamic_size MIN MAX must be multiples of 32 with 32 <= MIN <= MAX, got {low} {high}")
-    if args.metric_for_best_model in MATTING_METRIC_NAMES and args.task != "matting":
-        parser.error(f"--metric_for_best_model {args.metric_for_best_model} is a matting error: add --task matting")
-    if not (math.isfinite(args.early_stopping_threshold) and args.early_stopping_threshold >= 0):
-        parser.error(f"--early_stopping_threshold must be >= 0, got {args.early_stopping_threshold}")
-    if args.dataloader_num_workers < 0:
-        parser.error(f"--dataloader_num_workers must be >= 0, got {args.dataloader_num_workers}")
-    if args.resume_from_checkpoint:
-        try:
-            args.resume_checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir / "checkpoints")
-            if args.resume_checkpoint is not None:
-                check_resume_arguments(args, read_training_state(args.resume_checkpoint), args.resume_checkpoint)
-        except (FileNotFoundError, ValueError) as error:
-            parser.error(str(error))
-    else:
-        args.resume_checkpoint = None
+    try:
+        check_training_arguments(args)
+    except TrainingArgumentError as error:
+        parser.error(str(error))
     return args
 
 
-def parse_config_overrides(text: str | None) -> dict[str, Any]:
-    """``"decoder_attention=aspp,inward_reference=false"`` -> ``{"decoder_attention": "aspp", "inward_reference": False}``,
-    typed after :class:`BiRefNetConfig`'s defaults."""
-    if not text:
-        return {}
-    defaults = BiRefNetConfig()
-    overrides = {}
-    for item in text.split(","):
-        key, separator, value = item.partition("=")
-        key = key.strip()
-        if not separator or not hasattr(defaults, key):
-            raise ValueError(f"--config_overrides: {item!r} is not 'field=value' with a BiRefNetConfig field")
-        default = getattr(defaults, key)
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false"):
-                raise ValueError(f"--config_overrides: {key} takes true or false, got {value!r}")
-            overrides[key] = value.lower() == "true"
-        elif isinstance(default, int):
-            overrides[key] = int(value)
-        elif isinstance(default, float):
-            overrides[key] = float(value)
-        elif isinstance(default, (list, tuple)):
-            overrides[key] = [int(v) for v in value.split()]
-        else:
-            overrides[key] = value
-    return overrides
-
-
-# ------------------------------------------------------------------------------------------------ schedule
-# ------------------------------------------------------------------------------------------------ data
-class SeededAugmentation(torch.utils.data.Dataset):
-    """Apply a random training transform to example ``index`` with torch's CPU generator seeded by
-    ``(seed, epoch, index)`` (the global state is restored afterwards), so that augmentations do not depend on which
-    process or worker loads the example, nor on the batches skipped when resuming. ``set_epoch`` is called by
-    Accelerate's data loader at the start of every epoch."""
-
-    def __init__(self, dataset: datasets.Dataset, transform, seed: int):
-        self.dataset = dataset
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        example = self.dataset[int(index)]
-        seed = int(
-            np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)[0] >> 1
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)  # CPU only: an accelerator's generators stay untouched
-            batch = self.transform({key: [value] for key, value in example.items()})
-        return {key: values[0] for key, values in batch.items()}
-
-
-def load_splits(args: argparse.Namespace) -> tuple[datasets.Dataset, datasets.Dataset | None]:
-    """The training and validation splits (features: image, mask, label, file_name)."""
-    wanted = [args.train_split] + ([args.validation_split] if args.validation_split else [])
-    if args.dataset_dir is not None and (args.dataset_dir / "im").is_dir():
-        # your own set in the im/gt layout: a validation folder, or a seeded held-out fraction
-        train = load_image_mask_folder(args.dataset_dir)
-        validation = None
-        if args.validation_dir is not None:
-            validation = load_image_mask_folder(args.validation_dir)
-        elif args.validation_split and args.validation_fraction > 0:
-            held_out = max(1, round(len(train) * args.validation_fraction))
-            if held_out >= len(train):
-                raise TrainingArgumentError(
-                    f"--dataset_dir {args.dataset_dir} has {len(train)} image(s): too few to hold out "
-                    f"--validation_fraction {args.validation_fraction}; give --validation_dir or --validation_split none"
-                )
-            parts = train.train_test_split(test_size=held_out, seed=args.seed, shuffle=True)
-            train, validation = parts["train"], parts["test"]
-    elif args.dataset_dir is not None:
-        loaded = load_dis5k(args.dataset_dir, splits=wanted)
-        train, validation = loaded[list(loaded)[0]], loaded[list(loaded)[1]] if len(loaded) > 1 else None
-    else:
-        loaded = load_hub_dataset(
-            args.dataset_name,
-            config_name=args.dataset_config_name,
-            image_column=args.image_column,
-            mask_column=args.mask_column,
-        )
-        missing = [split for split in wanted if split not in loaded]
-        if missing:
-            raise ValueError(
-                f"--dataset_name {args.dataset_name} has no split(s) {missing}; it has {list(loaded)}"
-            )
-        train = loaded[args.train_split]
-        validation = loaded[args.validation_split] if args.validation_split else None
-    if args.max_train_samples is not None:
-        train = train.select(range(min(args.max_train_samples, len(train))))
-    if validation is not None and args.max_eval_samples is not None:
-        validation = validation.select(range(min(args.max_eval_samples, len(validation))))
-    return train, validation
-
-
-# ------------------------------------------------------------------------------------------------ model
-def build_model(args: argparse.Namespace) -> tuple[BiRefNetForImageSegmentation, bool, list[str]]:
-    """The model to train, whether its BatchNorm statistics must stay frozen, and warnings for the user."""
-    notes = []
-    batch_of_one = args.per_device_train_batch_size == 1
-    if args.init_from is not None:
-        if Path(args.init_from).is_file():
-            from birefnet_hf.convert_birefnet_original_to_hf import (
-                convert_checkpoint,
-                load_original_state_dict,
-            )
-
-            model = convert_checkpoint(load_original_state_dict(args.init_from))
-        else:
-            model = BiRefNetForImageSegmentation.from_pretrained(args.init_from)
-        if args.auxiliary_classification and not model.config.auxiliary_classification:
-            raise ValueError(f"--init_from {args.init_from} has no auxiliary classification head")
-        freeze = args.freeze_batch_norm
-        if batch_of_one and model.config.use_batch_norm and not freeze:
-            notes.append(
-                "One image per device with a pretrained model that has BatchNorm: BatchNorm cannot estimate statistics "
-                "from one image (and fails on the 1x1 global-pooling branch), so its layers stay frozen on their "
-                "running statistics (--freeze_batch_norm)."
-            )
-            freeze = True
-        return model, freeze, notes
-
-    overrides = parse_config_overrides(args.config_overrides)
-    config_kwargs = dict(
-        backbone=args.backbone,
-        use_pretrained_backbone=args.use_pretrained_backbone,
-        auxiliary_classification=args.auxiliary_classification,
-    )
-    config_kwargs.update(overrides)
-    if batch_of_one and config_kwargs.get("use_batch_norm", True):
-        notes.append(
-            "One image per device: building the decoder without BatchNorm (use_batch_norm=False), as the authors do "
-            "for batch size 1 (BatchNorm cannot train on one image). Use a per-device batch of 2 or more to keep it."
-        )
-        config_kwargs["use_batch_norm"] = False
-    return BiRefNetForImageSegmentation(BiRefNetConfig(**config_kwargs)), args.freeze_batch_norm, notes
-
-
-def set_train_mode(model: torch.nn.Module, freeze_batch_norm: bool) -> None:
-    model.train()
-    if freeze_batch_norm:
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.eval()
-
-
-# ------------------------------------------------------------------------------------------------ saving
-def save_model(
-    accelerator: Accelerator, model, image_processor, destination: Path, extra: dict | None = None
-) -> None:
-    """``save_pretrained`` of the model, image processor and modelling code into ``destination``, atomically.
-    Collective: every process must call it (FSDP gathers the weights).
-
-    A LoRA model is saved twice: its adapters the PEFT way into ``<name>_adapter/`` (``*_model`` -> ``*_adapter``;
-    load them with :func:`birefnet_hf.training.load_lora` onto the base model), and merged into the weights as a
-    plain model in ``destination``, which loads like any other checkpoint."""
-    unwrapped = accelerator.unwrap_model(model)
-    is_lora = hasattr(unwrapped, "merge_and_unload")
-    state_dict = None if is_lora else accelerator.get_state_dict(model)
-    if accelerator.is_main_process:
-        plain = merge_lora(copy.deepcopy(unwrapped)) if is_lora else unwrapped
-        folders = [(plain, destination)]
-        if is_lora:
-            folders.append((unwrapped, destination.with_name(destination.name.replace("_model", "") + "_adapter")))
-        for to_save, folder in folders:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-            try:
-                if to_save is unwrapped and is_lora:
-                    to_save.save_pretrained(staging)  # adapter_config.json + adapter_model.safetensors
-                else:
-                    # The folder also works without this package, through trust_remote_code (the code is copied).
-                    to_save.config.register_for_auto_class()
-                    to_save.register_for_auto_class("AutoModelForImageSegmentation")
-                    image_processor.register_for_auto_class("AutoImageProcessor")
-                    to_save.save_pretrained(staging, state_dict=state_dict, save_function=accelerator.save)
-                    image_processor.save_pretrained(staging)
-                if extra:
-                    with open(staging / "eval_results.json", "w", encoding="utf-8") as handle:
-                        json.dump(extra, handle, indent=2)
-                replace_folder_atomically(staging, folder)
-            except BaseException as error:
-                disk_full = is_disk_full(error, staging)
-                shutil.rmtree(staging, ignore_errors=True)
-                if disk_full:
-                    raise DiskFullError(errno.ENOSPC, disk_full_message(folder, "model")) from error
-                raise
-    accelerator.wait_for_everyone()
-
-
-def checkpoint_image_processor(init_from: str | None) -> BiRefNetImageProcessor | None:
-    """The image processor that comes with ``--init_from``: its ``preprocessor_config.json``, or for a released
-    family without one (the authors' repositories) the family's processor at its native size (2048 for
-    ``BiRefNet_HR``, ...); ``None`` for a fresh model, an authors' ``.pth`` or an unknown folder."""
-    if init_from is None or Path(init_from).is_file():
-        return None
-    try:
-        return BiRefNetImageProcessor.from_pretrained(init_from)
-    except (OSError, ValueError, TypeError):
-        from birefnet_hf.families import image_processor_for
-
-        return image_processor_for(init_from)
-
-
-def processor_size(init_from: str | None) -> list[int] | None:
-    """``[height, width]`` of :func:`checkpoint_image_processor` (``longest_edge`` N gives N x N), or ``None``."""
-    processor = checkpoint_image_processor(init_from)
-    size = {key: value for key, value in dict(processor.size or {}).items() if value} if processor else {}
-    if size.get("height") and size.get("width"):
-        return [int(size["height"]), int(size["width"])]
-    if size.get("longest_edge"):
-        return [int(size["longest_edge"])] * 2
-    return None
-
-
-def make_image_processor(args: argparse.Namespace) -> BiRefNetImageProcessor:
-    """The processor saved with the model: the checkpoint's (:func:`checkpoint_image_processor`, its size kept
-    unless ``--image_size`` was given), else the default processor at the training size."""
-    size = {"height": args.image_size[0], "width": args.image_size[1]}
-    processor = checkpoint_image_processor(args.init_from)
-    if processor is None:
-        return BiRefNetImageProcessor(size=size)
-    if args.image_size_given:
-        processor.size = type(processor.size)(**size) if not isinstance(processor.size, dict) else size
-    return processor
-
-
-def check_resume_arguments(args: argparse.Namespace, state: dict[str, Any], checkpoint: Path) -> None:
-    """Refuse to resume ``checkpoint`` with arguments that change the model or the run it recorded.
-
-    A checkpoint stores the backbone, the training size and the learning rate of its run (``training_state.json``);
-    a resumed run must use the same ones, or the weights would not fit (a long state-dict traceback) or the run
-    would silently continue with other settings than the ones the command line shows. Checkpoints written before
-    these fields were recorded are checked only for what they hold."""
-
-    def refuse(flag: str, given: Any, saved: Any, hint: str) -> None:
-        raise ValueError(
-            f"--resume_from_checkpoint {checkpoint}: {flag} {given} differs from the checkpoint's {saved}; {hint}"
-        )
-
-    fresh_hint = "or start a new run (another --output_dir, --init_from a saved model)"
-    if "image_size" in state and list(state["image_size"]) != list(args.image_size):
-        refuse("--image_size", " ".join(map(str, args.image_size)), " ".join(map(str, state["image_size"])),
-               f"resume with --image_size {' '.join(map(str, state['image_size']))} {fresh_hint}")  # fmt: skip
-    if "init_from" in state and (state["init_from"] or None) != (args.init_from or None):
-        refuse("--init_from", args.init_from, state.get("init_from"),
-               f"resume with the same --init_from {fresh_hint}")  # fmt: skip
-    if args.init_from is None and "backbone" in state and state["backbone"] != args.backbone:
-        refuse("--backbone", args.backbone, state["backbone"], f"resume with --backbone {state['backbone']} {fresh_hint}")
-    for flag, key in (("--task", "task"), ("--lora_rank", "lora_rank"), ("--freeze_backbone", "freeze_backbone"),
-                      ("--dynamic_size", "dynamic_size")):  # fmt: skip
-        given = getattr(args, key)
-        if key in state and state[key] != given:
-            refuse(flag, given, state[key], f"resume with the same {flag} {fresh_hint}")
-    saved_lr = state.get("learning_rate")
-    if args.learning_rate is not None and saved_lr is not None and not math.isclose(args.learning_rate, saved_lr):
-        refuse("--learning_rate", f"{args.learning_rate:g}", f"{saved_lr:g}",
-               "a resumed run continues the checkpoint's learning-rate schedule: drop --learning_rate, "
-               f"{fresh_hint}")  # fmt: skip
-
-
-def push_to_hub(folder: Path, args: argparse.Namespace, results: dict | None) -> str:
-    """Create the Hub repository and upload ``folder`` (with a short model card) to it."""
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = args.hub_model_id or args.output_dir.resolve().name
-    card = folder / "README.md"
-    if not card.exists():
-        lines = [
-            "---", "library_name: transformers", "pipeline_tag: image-segmentation", "tags:",
-            "- birefnet", "- dichotomous-image-segmentation", "---", "",
-            f"# {repo_id}", "",
-            "BiRefNet (Zheng et al., *Bilateral Reference for High-Resolution Dichotomous Image Segmentation*, "
-            "CAAI AIR 2024) trained with `examples/train.py` of birefnet_hf.", "",
-        ]  # fmt: skip
-        if results:
-            lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in results.items()]
-        card.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    repo_id = create_repo(repo_id, exist_ok=True, private=args.hub_private_repo, token=args.hub_token).repo_id
-    upload_folder(
-        repo_id=repo_id, folder_path=str(folder), commit_message="Upload BiRefNet", token=args.hub_token
-    )
-    return repo_id
-
-
-# ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     output_dir: Path = args.output_dir
     checkpoints_dir = output_dir / "checkpoints"
 
-    # With no GPU, several launched processes must form a gloo group (see the module docstring).
+    # ---- Accelerator. With no GPU, several launched processes must form a gloo group (see the module docstring).
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     no_accelerator = not (hasattr(torch, "accelerator") and torch.accelerator.is_available())
     ddp_kwargs = DistributedDataParallelKwargs()  # find_unused_parameters is set once the model is known
@@ -733,9 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
         kwargs_handlers=[ddp_kwargs],
         log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(
-            project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
-        ),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     logger.info(accelerator.state, main_process_only=False)
@@ -750,22 +385,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     set_seed(args.seed)  # the same initial weights on every process
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "logs").mkdir(exist_ok=True)
+        (output_dir / "logs").mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
 
     # ---- data
     with accelerator.main_process_first():
         train_split, validation_split = load_splits(args)
     image_size = tuple(args.image_size)
-    train_transform = make_train_transform(
-        image_size=image_size,
-        hflip="flip" in args.augmentations,
-        color_enhance="enhance" in args.augmentations,
-        rotate="rotate" in args.augmentations,
-        pepper="pepper" in args.augmentations,
-        crop="crop" in args.augmentations,
-    )
+    train_transform = make_augmentation_transform(image_size, args.augmentations)
     train_dataset = SeededAugmentation(train_split, train_transform, args.seed)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes
     if len(train_dataset) < total_batch:
@@ -793,16 +420,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             generator=torch.Generator().manual_seed(args.seed),
         )
 
-    # ---- model, optimiser, schedule
+    # ---- model and loss
     model, freeze_batch_norm, notes = build_model(args)
     model_config = model.config
+    check_input_sizes(args, model.minimum_input_size, model_config.backbone)
     for note in notes:
         logger.warning(note)
     # The auxiliary classifier gets no gradient on batches without DIS5K classes (DDP must be told).
-    ddp_kwargs.find_unused_parameters = bool(model.config.auxiliary_classification)
+    ddp_kwargs.find_unused_parameters = bool(model_config.auxiliary_classification)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.criterion.task = args.task  # matting: the authors' matting loss on the soft alpha targets
+    # The paper's loss, or for --task matting the authors' matting loss on the soft alpha targets.
+    criterion = BiRefNetLoss(model_config, task=args.task).to(accelerator.device)
     if args.freeze_backbone:
         logger.info(f"Backbone frozen: {freeze_backbone(model):,} parameters")
     if args.lora_rank:
@@ -812,6 +441,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         logger.info(f"LoRA rank {args.lora_rank} on {args.lora_parts}: {trainable:,} trainable parameters")
     image_processor = make_image_processor(args)
+
+    # ---- optimiser and schedule
     learning_rate = (
         args.learning_rate
         if args.learning_rate is not None  # (not `or`: an explicit value is never replaced by the default)
@@ -828,155 +459,109 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare(eval_dataloader)
-
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     if args.max_train_steps is None:
-        max_train_steps = args.num_train_epochs * steps_per_epoch
-        num_epochs = args.num_train_epochs
+        max_train_steps, num_epochs = args.num_train_epochs * steps_per_epoch, args.num_train_epochs
     else:
-        max_train_steps = args.max_train_steps
-        num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+        max_train_steps, num_epochs = args.max_train_steps, math.ceil(args.max_train_steps / steps_per_epoch)
     milestones = lr_decay_milestones(args.lr_decay_epochs, num_epochs, steps_per_epoch)
-    lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=milestones, gamma=args.lr_decay_rate
-    )
+    lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.lr_decay_rate)
     lr_scheduler = accelerator.prepare(lr_scheduler)  # registered for save_state / load_state
 
     if args.with_tracking:
-        tracked = {
-            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()
-        }
+        tracked = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
         accelerator.init_trackers("birefnet", config=tracked)
 
     # Different dropout / drop-path draws on every process (data order and augmentations depend on args.seed only).
     set_seed(args.seed, device_specific=True)
 
     # ---- resume
-    completed_steps, history = 0, []
+    total_batch_size = total_batch * args.gradient_accumulation_steps
+    layout = {"steps_per_epoch": steps_per_epoch, "num_processes": accelerator.num_processes,
+              "total_batch_size": total_batch_size}  # fmt: skip
     tracker = BestMetricTracker(
         args.metric_for_best_model, patience=args.early_stopping_patience, min_delta=args.early_stopping_threshold
     )
+    progress = TrainingProgress(learning_rate=learning_rate)
     if args.resume_from_checkpoint:
         checkpoint = args.resume_checkpoint  # resolved and checked against the arguments by parse_args
         if checkpoint is None:
-            logger.warning(
-                f"--resume_from_checkpoint latest: no checkpoint in {checkpoints_dir}, starting from scratch"
-            )
+            logger.warning(f"--resume_from_checkpoint latest: no checkpoint in {checkpoints_dir}, starting from scratch")
         else:
-            state = read_training_state(checkpoint)
-            if state.get("backbone", model_config.backbone) != model_config.backbone:
-                raise TrainingArgumentError(
-                    f"--resume_from_checkpoint {checkpoint}: the checkpoint holds a {state['backbone']} model but "
-                    f"--init_from {args.init_from} is a {model_config.backbone} model"
-                )
-            expected = {"steps_per_epoch": steps_per_epoch, "num_processes": accelerator.num_processes,
-                        "total_batch_size": total_batch * args.gradient_accumulation_steps}  # fmt: skip
-            changed = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
-            if changed:
-                raise ValueError(
-                    f"Checkpoint {checkpoint} was written by a run with a different data layout {changed} "
-                    "(saved, now): resume with the same dataset, batch size and number of processes"
-                )
-            try:
-                accelerator.load_state(str(checkpoint))
-            except RuntimeError as error:  # a checkpoint written before the backbone was recorded
-                if "state_dict" not in str(error):
-                    raise
-                first_lines = "\n".join(str(error).splitlines()[:4])
-                raise TrainingArgumentError(
-                    f"--resume_from_checkpoint {checkpoint} does not fit the model built from --backbone "
-                    f"{model_config.backbone} / --init_from {args.init_from} / --config_overrides "
-                    f"{args.config_overrides}: resume with the arguments of the run that wrote it\n{first_lines}"
-                ) from None
-            completed_steps = state["completed_steps"]
-            learning_rate = state.get("learning_rate", learning_rate)
-            history = state["history"]
-            tracker.load_state_dict({"best": state["best_metric"], "best_step": state["best_step"],
-                                     "evaluations_without_improvement": state.get("evaluations_without_improvement", 0)})  # fmt: skip
-            logger.info(f"Resumed from {checkpoint} at step {completed_steps}")
+            progress = resume_training(
+                accelerator, checkpoint, tracker=tracker, layout=layout, backbone=model_config.backbone,
+                learning_rate=learning_rate, model_description=f"--backbone {model_config.backbone} / --init_from "
+                f"{args.init_from} / --config_overrides {args.config_overrides}",
+            )  # fmt: skip
+            logger.info(f"Resumed from {checkpoint} at step {progress.completed_steps}")
+    learning_rate = progress.learning_rate
+    run = {"backbone": model_config.backbone, "image_size": list(image_size), "learning_rate": learning_rate,
+           "init_from": args.init_from, "task": args.task, "lora_rank": args.lora_rank,
+           "freeze_backbone": args.freeze_backbone, "dynamic_size": args.dynamic_size}  # fmt: skip
 
-    total_batch_size = total_batch * args.gradient_accumulation_steps
     logger.info("***** Running training *****")
-    logger.info(
-        f"  Num examples = {len(train_dataset)}; validation: {len(validation_split) if validation_split else 0}"
-    )
+    logger.info(f"  Num examples = {len(train_dataset)}; validation: {len(validation_split) if validation_split else 0}")
     logger.info(f"  Image size = {image_size}, augmentations = {args.augmentations}")
-    logger.info(
-        f"  Num epochs = {num_epochs}, optimisation steps = {max_train_steps} ({steps_per_epoch} per epoch)"
-    )
+    logger.info(f"  Num epochs = {num_epochs}, optimisation steps = {max_train_steps} ({steps_per_epoch} per epoch)")
     logger.info(
         f"  Batch size per device = {args.per_device_train_batch_size}, total (parallel, accumulated) = {total_batch_size}"
     )
     logger.info(
         f"  Learning rate = {learning_rate:g} ({args.optimizer}), decay x{args.lr_decay_rate} at steps {milestones}"
-        + (f"; now {lr_scheduler.get_last_lr()[0]:g}" if completed_steps else "")
+        + (f"; now {lr_scheduler.get_last_lr()[0]:g}" if progress.completed_steps else "")
     )
     logger.info(f"  Region-level fine-tuning in the last {args.finetune_last_epochs} epoch(s)")
     logger.info(
         f"  Task = {args.task}, dynamic sizes = {args.dynamic_size}, freeze backbone = {args.freeze_backbone}, "
         f"LoRA rank = {args.lora_rank}"
     )
+    if progress.completed_steps == 0 and list_checkpoints(checkpoints_dir):
+        logger.warning(f"{checkpoints_dir} holds checkpoints of an earlier run; this run will replace those it reaches")
 
-    if completed_steps == 0 and list_checkpoints(checkpoints_dir):
-        logger.warning(
-            f"{checkpoints_dir} holds checkpoints of an earlier run; this run will replace those it reaches"
-        )
+    # ---- the loop
     unwrapped_model = accelerator.unwrap_model(model)
-    rank_log_path = output_dir / "logs" / f"train_rank{accelerator.process_index}.jsonl"
-    rank_log = open(rank_log_path, "a" if completed_steps else "w", encoding="utf-8")
-    progress_bar = tqdm(
-        total=max_train_steps,
-        initial=completed_steps,
-        desc="Training",
-        disable=not accelerator.is_local_main_process,
-    )
-    starting_epoch = completed_steps // steps_per_epoch
-    skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
-    running = defaultdict(lambda: torch.zeros((), device=accelerator.device))
-    running_count = 0
-    last_checkpoint_step = completed_steps if args.resume_from_checkpoint else None
-    eval_results = history[-1]["metrics"] if history else None
+    rank_log = RankLog(output_dir / "logs" / f"train_rank{accelerator.process_index}.jsonl",
+                       append=progress.completed_steps > 0)  # fmt: skip
+    progress_bar = tqdm(total=max_train_steps, initial=progress.completed_steps, desc="Training",
+                        disable=not accelerator.is_local_main_process)  # fmt: skip
+    starting_epoch = progress.completed_steps // steps_per_epoch
+    skip_batches = (progress.completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
+    running = RunningLosses(accelerator.device, args.gradient_accumulation_steps)
+    last_checkpoint_step = progress.completed_steps if args.resume_from_checkpoint else None
+    eval_results = progress.history[-1]["metrics"] if progress.history else None
+    checkpoint_every = int(args.checkpointing_steps) if args.checkpointing_steps not in (None, "epoch") else None
     start_time = time.time()
 
-    def training_state(epoch: int) -> dict:
-        return {
-            "completed_steps": completed_steps, "epoch": epoch, "steps_per_epoch": steps_per_epoch,
-            "num_processes": accelerator.num_processes, "total_batch_size": total_batch_size,
-            "best_metric": tracker.best, "best_step": tracker.best_step, "history": history,
-            "evaluations_without_improvement": tracker.evaluations_without_improvement,
-            # what check_resume_arguments compares with a resumed run's arguments
-            "backbone": model_config.backbone, "image_size": list(image_size), "learning_rate": learning_rate,
-            "init_from": args.init_from, "task": args.task, "lora_rank": args.lora_rank,
-            "freeze_backbone": args.freeze_backbone, "dynamic_size": args.dynamic_size,
-        }  # fmt: skip
+    def checkpoint(epoch: int) -> None:
+        nonlocal last_checkpoint_step
+        state = training_state(progress, epoch, tracker, layout, run)
+        save_checkpoint(accelerator, checkpoints_dir, state, args.checkpoints_total_limit)
+        last_checkpoint_step = progress.completed_steps
 
     def validate(epoch: int) -> dict[str, float]:
         """Validation loss and metrics, the result grid, best_model/; every process calls it."""
+        step = progress.completed_steps
         with adapters_merged(unwrapped_model):  # the CPU inference kernels read the (merged) weights directly
             results, samples = evaluate_model(accelerator, model, eval_dataloader, task=args.task,
-                                              grid_images=args.grid_images)  # fmt: skip
-        history.append({"epoch": epoch, "step": completed_steps, "metrics": results})
-        logger.info(f"validation at epoch {epoch} step {completed_steps}: "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))  # fmt: skip
+                                              grid_images=args.grid_images, criterion=criterion)  # fmt: skip
+        progress.history.append({"epoch": epoch, "step": step, "metrics": results})
+        logger.info(f"validation at epoch {epoch} step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
         if samples and accelerator.is_main_process:
-            grid = save_result_grid(samples, output_dir / "eval_grids" / f"step_{completed_steps}.png")
+            grid = save_result_grid(samples, output_dir / "eval_grids" / f"step_{step}.png")
             logger.info(f"result grid (image | truth | prediction): {grid}")
         if args.with_tracking:
-            accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=completed_steps)
-        if tracker.update(results, completed_steps):
+            accelerator.log({f"eval/{k}": v for k, v in results.items()}, step=step)
+        if tracker.update(results, step):
             save_model(accelerator, model, image_processor, output_dir / "best_model",
-                       {"step": completed_steps, "epoch": epoch, **results})  # fmt: skip
+                       {"step": step, "epoch": epoch, **results})  # fmt: skip
         set_train_mode(model, freeze_batch_norm)
         return results
 
     stop_early = False
-
     for epoch in range(starting_epoch, num_epochs):
-        if completed_steps >= max_train_steps or stop_early:
+        if progress.completed_steps >= max_train_steps or stop_early:
             break
-        unwrapped_model.criterion.region_level_finetuning = rlft_active(
-            epoch, num_epochs, args.finetune_last_epochs
-        )
+        region_level_finetuning = rlft_active(epoch, num_epochs, args.finetune_last_epochs)
         set_train_mode(model, freeze_batch_norm)
         train_dataloader.set_epoch(epoch)  # data order and augmentations of this epoch
         epoch_loader = train_dataloader
@@ -986,118 +571,95 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             file_names = batch.pop("file_names", None)
             batch.pop("original_sizes", None)
             with accelerator.accumulate(model):
-                outputs = model(**batch)
-                loss = outputs.loss
+                outputs = model(pixel_values=batch["pixel_values"])
+                loss, terms = criterion(outputs, batch["labels"].to(outputs.logits.dtype), batch.get("class_labels"),
+                                        region_level_finetuning=region_level_finetuning)  # fmt: skip
                 if not torch.isfinite(loss):
-                    terms = {name: round(value.item(), 4) for name, value in outputs.loss_terms.items()}
+                    values = {name: round(value.item(), 4) for name, value in terms.items()}
                     raise FloatingPointError(
-                        f"non-finite loss {loss.item()} (terms {terms}) at step {completed_steps} on {file_names}"
+                        f"non-finite loss {loss.item()} (terms {values}) at step {progress.completed_steps} on {file_names}"
                     )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
-            running["loss"] += loss.detach() / args.gradient_accumulation_steps
-            for name, value in outputs.loss_terms.items():
-                running[name] += value.detach() / args.gradient_accumulation_steps
+            running.add(loss, terms)
             if not accelerator.sync_gradients:
                 continue
 
+            # ---- one optimiser step done: logs, checkpoint, validation
             lr_scheduler.step()
-            completed_steps += 1
-            running_count += 1
+            progress.completed_steps += 1
+            step = progress.completed_steps
+            running.step()
             progress_bar.update(1)
-            rank_log.write(json.dumps({
-                "step": completed_steps, "epoch": epoch, "rank": accelerator.process_index,
-                "loss": loss.item(), "files": file_names, "size": list(batch["pixel_values"].shape[-2:]),
-                "region_level_finetuning": unwrapped_model.criterion.region_level_finetuning,
-            }) + "\n")  # fmt: skip
-            if completed_steps % args.logging_steps == 0 or completed_steps == max_train_steps:
-                logs = {f"train/{name}": accelerator.reduce(value, "mean").item() / running_count
-                        for name, value in running.items()}  # fmt: skip
+            rank_log.write({
+                "step": step, "epoch": epoch, "rank": accelerator.process_index, "loss": loss.item(),
+                "files": file_names, "size": list(batch["pixel_values"].shape[-2:]),
+                "region_level_finetuning": region_level_finetuning,
+            })  # fmt: skip
+            if step % args.logging_steps == 0 or step == max_train_steps:
+                logs = running.pop_means(accelerator)
                 logs["train/learning_rate"] = lr_scheduler.get_last_lr()[0]
                 logs["train/epoch"] = epoch
                 progress_bar.set_postfix(loss=f"{logs['train/loss']:.3f}", epoch=epoch)
-                logger.info(
-                    f"step {completed_steps}: " + ", ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items())
-                )
+                logger.info(f"step {step}: " + ", ".join(f"{k[6:]}={v:.4g}" for k, v in logs.items()))
                 if args.with_tracking:
-                    accelerator.log(logs, step=completed_steps)
-                running.clear()
-                running_count = 0
+                    accelerator.log(logs, step=step)
                 rank_log.flush()
-            if (
-                args.checkpointing_steps not in (None, "epoch")
-                and completed_steps % int(args.checkpointing_steps) == 0
-            ):
-                save_checkpoint(
-                    accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit
-                )
-            if eval_dataloader is not None and args.eval_steps and completed_steps % args.eval_steps == 0:
+            if eval_dataloader is not None and args.eval_steps and step % args.eval_steps == 0:
                 eval_results = validate(epoch)
                 stop_early = tracker.should_stop
-            if (
-                args.checkpointing_steps not in (None, "epoch")
-                and completed_steps % int(args.checkpointing_steps) == 0
-            ):
-                save_checkpoint(
-                    accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit
-                )
-                last_checkpoint_step = completed_steps
-            if completed_steps >= max_train_steps or stop_early:
+            if checkpoint_every and step % checkpoint_every == 0:
+                checkpoint(epoch)  # after the validation of this step, so a resumed run knows its result
+            if step >= max_train_steps or stop_early:
                 break
 
         # ---- end of epoch: validation, best model, epoch checkpoint
-        last_epoch = epoch == num_epochs - 1 or completed_steps >= max_train_steps or stop_early
+        last_epoch = epoch == num_epochs - 1 or progress.completed_steps >= max_train_steps or stop_early
         due = args.eval_every_epochs and (epoch + 1) % args.eval_every_epochs == 0
-        last_evaluated_step = history[-1]["step"] if history else None
-        if eval_dataloader is not None and (due or last_epoch) and last_evaluated_step != completed_steps:
+        last_evaluated_step = progress.history[-1]["step"] if progress.history else None
+        if eval_dataloader is not None and (due or last_epoch) and last_evaluated_step != progress.completed_steps:
             eval_results = validate(epoch)
             stop_early = stop_early or tracker.should_stop
         if stop_early:
             logger.info(
-                f"Early stopping at step {completed_steps}: {args.metric_for_best_model} has not improved for "
-                f"{tracker.evaluations_without_improvement} validation(s) (best {tracker.best} at step "
+                f"Early stopping at step {progress.completed_steps}: {args.metric_for_best_model} has not improved "
+                f"for {tracker.evaluations_without_improvement} validation(s) (best {tracker.best} at step "
                 f"{tracker.best_step})"
             )
-        if args.checkpointing_steps == "epoch" and last_checkpoint_step != completed_steps:
-            save_checkpoint(accelerator, checkpoints_dir, training_state(epoch), args.checkpoints_total_limit)
-            last_checkpoint_step = completed_steps
+        if args.checkpointing_steps == "epoch" and last_checkpoint_step != progress.completed_steps:
+            checkpoint(epoch)
 
+    # ---- end: final checkpoint, final model, summary
     progress_bar.close()
     # Every process records a checksum of its weights: identical on all of them when data-parallel training works.
     with torch.no_grad():
         checksum = sum(p.detach().double().sum().item() for p in unwrapped_model.parameters())
-    rank_log.write(json.dumps({"final_step": completed_steps, "rank": accelerator.process_index,
-                               "parameter_checksum": checksum}) + "\n")  # fmt: skip
+    rank_log.write({"final_step": progress.completed_steps, "rank": accelerator.process_index,
+                    "parameter_checksum": checksum})  # fmt: skip
     rank_log.close()
-    if args.checkpointing_steps is not None and last_checkpoint_step != completed_steps:
-        save_checkpoint(
-            accelerator, checkpoints_dir, training_state(num_epochs - 1), args.checkpoints_total_limit
-        )
+    if args.checkpointing_steps is not None and last_checkpoint_step != progress.completed_steps:
+        checkpoint(num_epochs - 1)
     save_model(accelerator, model, image_processor, output_dir / "final_model",
-               {"step": completed_steps, **eval_results} if eval_results else None)  # fmt: skip
+               {"step": progress.completed_steps, **eval_results} if eval_results else None)  # fmt: skip
     summary = {
-        "completed_steps": completed_steps,
+        "completed_steps": progress.completed_steps,
         "train_runtime_s": time.time() - start_time,
         "num_processes": accelerator.num_processes,
         "best_metric": tracker.best,
         "best_step": tracker.best_step,
         "stopped_early": stop_early,
         "metric_for_best_model": args.metric_for_best_model,
-        "history": history,
+        "history": progress.history,
     }
     if accelerator.is_main_process:
-        with open(output_dir / "eval_results.json", "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2)
+        write_text(output_dir / "eval_results.json", json.dumps(summary, indent=2))
         if args.push_to_hub:
-            folder = (
-                output_dir / "best_model"
-                if (output_dir / "best_model").is_dir()
-                else output_dir / "final_model"
-            )
-            repo_id = push_to_hub(folder, args, eval_results)
+            folder = output_dir / "best_model" if (output_dir / "best_model").is_dir() else output_dir / "final_model"
+            repo_id = push_to_hub(folder, args.hub_model_id or output_dir.resolve().name, eval_results,
+                                  private=args.hub_private_repo, token=args.hub_token)  # fmt: skip
             logger.info(f"Pushed {folder} to https://huggingface.co/{repo_id}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -1107,10 +669,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         main()
-    except TrainingArgumentError as error:
+    except (TrainingArgumentError, DiskFullError) as error:
         print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except DiskFullError as error:
-        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2 if isinstance(error, TrainingArgumentError) else 1)
     sys.exit(0)

@@ -224,8 +224,12 @@ def test_region_level_finetuning_keeps_only_the_iou_pixel_loss():
     outputs.gradient_labels = (torch.randn(2, 1, 32, 32, generator=generator),)
     _, full = criterion(outputs, target.float())
     assert criterion.region_level_finetuning is False
-    criterion.region_level_finetuning = True
-    loss, rlft = criterion(outputs, target.float())
+    # RLFT is an argument of the call: the loss object is not switched between phases.
+    loss, rlft = criterion(outputs, target.float(), region_level_finetuning=True)
+    _, again = criterion(outputs, target.float())
+    assert all(float(again[name]) == float(full[name]) for name in full)  # the next call is the full loss again
+    with pytest.raises(AttributeError, match="region_level_finetuning=True"):
+        criterion.region_level_finetuning = True  # the old switch says where the argument went
     for name in ("bce", "ssim", "mae"):
         assert float(full[name]) > 0 and float(rlft[name]) == 0.0
     assert float(rlft["iou"]) == pytest.approx(float(full["iou"]), rel=1e-6)

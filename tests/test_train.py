@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from birefnet_hf import BiRefNetForImageSegmentation
 from birefnet_hf.data import generate_synthetic_dis5k, load_dis5k, make_train_transform
+from birefnet_hf.training import checkpointing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO_ROOT / "examples" / "train.py"
@@ -219,7 +220,7 @@ def test_disk_full_during_checkpoint_says_so_and_removes_the_partial_folder(tmp_
 
     monkeypatch.setattr(accelerator, "save_state", full_disk)
     if failure == "torch_writer":  # only put down to a full disk when the disk is (nearly) full
-        monkeypatch.setattr(train.shutil, "disk_usage", lambda path: shutil_usage(total=10**9, used=10**9, free=0))
+        monkeypatch.setattr(checkpointing.shutil, "disk_usage", lambda path: shutil_usage(total=10**9, used=10**9, free=0))
     with pytest.raises(train.DiskFullError) as info:
         train.save_checkpoint(accelerator, checkpoints, {"completed_steps": 2}, None)
     assert f"no space left on {checkpoints}" in str(info.value) and "step_2" in str(info.value)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers.utils import logging
+
+from ..atomic_io import replace_folder
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -41,17 +41,8 @@ class DiskFullError(OSError):
     """A checkpoint or model could not be written because its file system is full (the partial folder is removed)."""
 
 
-def replace_folder_atomically(staging: Path, destination: Path) -> None:
-    """Move the complete folder ``staging`` to ``destination``, replacing an older one without a moment where
-    ``destination`` holds a partial folder."""
-    if destination.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-", dir=destination.parent))
-        os.replace(destination, trash / destination.name)
-        os.replace(staging, destination)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, destination)
-
+#: The old name of :func:`birefnet_hf.atomic_io.replace_folder` (the one atomic folder swap of the package).
+replace_folder_atomically = replace_folder
 
 
 #: Free bytes below which a failed write from torch's serializer (a RuntimeError, not an OSError) is put down to a full disk.
@@ -78,6 +69,7 @@ def is_disk_full(error: BaseException, path: Path) -> bool:
 
 
 def disk_full_message(destination: Path, what: str) -> str:
+    """The one-line explanation of a full disk while writing ``destination`` (a ``what``: checkpoint, model)."""
     return (
         f"no space left on {destination.parent} while writing the {what} {destination.name}; the partial folder "
         "was removed. Free some space (or lower --checkpoints_total_limit) and resume with "
@@ -113,9 +105,15 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(
-    accelerator: "Accelerator", checkpoints_dir: Path, state: dict, total_limit: int | None
+    accelerator: Accelerator, checkpoints_dir: Path, state: dict, total_limit: int | None
 ) -> Path:
-    """``accelerator.save_state`` into ``checkpoints_dir/step_N``, atomically (collective)."""
+    """``accelerator.save_state`` into ``checkpoints_dir/step_N``, atomically (collective).
+
+    Every process writes its part (its RNG states) into one staging folder, ``.step_N.partial``, whose name all
+    processes know (so not :func:`birefnet_hf.atomic_io.atomic_folder`'s per-process name); the main process adds
+    ``state`` as ``training_state.json`` and swaps the folder in with :func:`birefnet_hf.atomic_io.replace_folder`,
+    then keeps only the newest ``total_limit`` checkpoints. A failure removes the staging folder; a full disk
+    raises :class:`DiskFullError`."""
     destination = checkpoints_dir / f"{CHECKPOINT_PREFIX}{state['completed_steps']}"
     staging = checkpoints_dir / f".{destination.name}.partial"
     if accelerator.is_main_process:
@@ -129,14 +127,13 @@ def save_checkpoint(
         with removed_on_failure(staging, destination, "checkpoint"):
             with open(staging / TRAINING_STATE_FILE, "w", encoding="utf-8") as handle:
                 json.dump(state, handle, indent=2)
-            replace_folder_atomically(staging, destination)
+            replace_folder(staging, destination)
         if total_limit is not None:
             for old in list_checkpoints(checkpoints_dir)[:-total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     logger.info(f"Saved checkpoint {destination}")
     return destination
-
 
 
 def read_training_state(checkpoint: Path) -> dict[str, Any]:
@@ -152,8 +149,9 @@ def read_training_state(checkpoint: Path) -> dict[str, Any]:
     return state
 
 
-
 def resolve_checkpoint(resume_from: str, checkpoints_dir: Path) -> Path | None:
+    """The checkpoint ``--resume_from_checkpoint`` names: ``latest`` is the newest complete one in
+    ``checkpoints_dir`` (``None`` if there is none), anything else a folder holding a training state."""
     if resume_from == "latest":
         found = list_checkpoints(checkpoints_dir)
         return found[-1] if found else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +13,13 @@ import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic_io import atomic_file
 from ..metrics import MATTING_METRIC_NAMES, METRIC_NAMES, DISMetrics, MattingMetrics
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
+
+    from ..loss_birefnet import BiRefNetLoss
 
 __all__ = ["LOWER_IS_BETTER", "VALIDATION_METRICS", "BestMetricTracker", "evaluate_model", "is_better", "save_result_grid"]
 
@@ -94,11 +96,13 @@ def evaluate_model(
     dataloader,
     task: str = "dis",
     grid_images: int = 0,
+    criterion: BiRefNetLoss | None = None,
 ) -> tuple[dict[str, float], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Validation loss, DIS metrics and (``task="matting"``) matting errors of ``model`` on ``dataloader``.
 
-    Every process predicts its shard; the main process scores. The loss is the model's loss on the final map (in eval
-    mode the side outputs are not computed). DIS metrics compare the predicted map with the ground truth binarised at
+    Every process predicts its shard; the main process scores. The loss is ``criterion``'s (the training loss, e.g.
+    ``BiRefNetLoss(config, task="matting")``; ``None``: the model's own) on the final map (in eval mode the side
+    outputs are not computed). DIS metrics compare the predicted map with the ground truth binarised at
     0.5; matting errors compare it with the soft ground truth. Returns the scores (on every process) and, on the main
     process, up to ``grid_images`` ``(image, truth, prediction)`` uint8 triples for :func:`save_result_grid`.
     """
@@ -111,8 +115,13 @@ def evaluate_model(
     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batches = tqdm(dataloader, desc="Validation", disable=not accelerator.is_local_main_process, leave=False)
     for batch_index, batch in enumerate(batches):
-        outputs = model(pixel_values=batch["pixel_values"], labels=batch["labels"])
-        loss_sum += outputs.loss.detach().float() * batch["labels"].shape[0]
+        if criterion is None:
+            outputs = model(pixel_values=batch["pixel_values"], labels=batch["labels"])
+            loss = outputs.loss
+        else:
+            outputs = model(pixel_values=batch["pixel_values"])
+            loss, _ = criterion(outputs, batch["labels"].to(outputs.logits.dtype))
+        loss_sum += loss.detach().float() * batch["labels"].shape[0]
         count += batch["labels"].shape[0]
         probabilities = torch.sigmoid(outputs.logits.float())[:, 0]
         soft_truth = batch["labels"][:, 0].float()
@@ -153,13 +162,6 @@ def save_result_grid(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], p
         for column, picture in enumerate((image, truth, prediction)):
             tile = PIL.Image.fromarray(picture).convert("RGB")
             grid.paste(tile, (column * width, row * height))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            grid.save(stream, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as temporary:
+        grid.save(temporary, format="PNG")
     return path
