@@ -6,7 +6,7 @@
 1. writes a synthetic dataset in the DIS5K layout (``birefnet_hf.data.generate_synthetic_dis5k``: thin wires,
    fences, bicycles, trees, baskets and gears on textured backgrounds; DIS-TR for training, DIS-TE1..4 held out);
 2. builds a BiRefNet with a PVT-v2-b0 backbone from scratch (random weights, every component of the paper) and
-   trains it with ``examples/train.py`` (the paper's loss and optimiser; single process);
+   trains it with ``examples/train.py`` (the paper's loss and optimiser; one process, started as a user starts it);
 3. evaluates the untrained and the trained model on the held-out DIS-TE1..4 images with the DIS metrics at the
    masks' resolution (predictions resized back bilinearly, as in the paper) and prints a table;
 4. writes ``grid.png``: image | ground truth | untrained | trained, one row per DIS-TE level.
@@ -29,11 +29,12 @@ GPU or a pretrained checkpoint the same command scales up, and any option it doe
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,14 +59,18 @@ TEST_SPLITS = ("test_1", "test_2", "test_3", "test_4")
 LOWER_IS_BETTER = ("mae", "hce")
 
 
-def load_train_script():
-    """examples/train.py as a module (it sits next to this file)."""
-    spec = importlib.util.spec_from_file_location(
-        "birefnet_train_example", Path(__file__).with_name("train.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+#: The training script, next to this file; the demo runs it as a user would.
+TRAIN_SCRIPT = Path(__file__).with_name("train.py")
+
+
+def run_train_script(train_args: list[str], output_dir: Path) -> dict:
+    """Run ``examples/train.py train_args`` in its own Python process, as a user runs it, and return its summary
+    (``output_dir/eval_results.json``); a failed run stops the demo with the script's exit code and command."""
+    command = [sys.executable, str(TRAIN_SCRIPT), *train_args]
+    returncode = subprocess.run(command, check=False).returncode
+    if returncode != 0:
+        raise SystemExit(f"examples/train.py failed with exit code {returncode}: {shlex.join(command)}")
+    return json.loads((output_dir / "eval_results.json").read_text(encoding="utf-8"))
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -217,7 +222,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. training
     started = time.time()
-    train_script = load_train_script()
     train_args = [
         "--dataset_dir", str(dataset_dir), "--output_dir", str(output_dir / "training"),
         "--init_from", str(initial_dir), "--image_size", str(args.image_size),
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]  # fmt: skip
     if args.learning_rate is not None:
         train_args += ["--learning_rate", str(args.learning_rate)]
-    summary = train_script.main(train_args + train_extra)
+    summary = run_train_script(train_args + train_extra, output_dir / "training")
     timings["train_s"] = time.time() - started
 
     # 4. evaluation of both models on the held-out images
