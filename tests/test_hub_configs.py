@@ -312,3 +312,41 @@ def test_family_sizes_and_counts():
     # MACs grow roughly with the input area (4x from 1024 to 2048)
     assert cards["BiRefNet_HR"]["macs"]["value"] > 3 * cards["BiRefNet"]["macs"]["value"]
     assert cards["BiRefNet_512x512"]["macs"]["value"] < cards["BiRefNet"]["macs"]["value"] / 3
+
+
+def test_hub_configs_are_package_data():
+    """The folder ships inside the package (so `birefnet-hf publish` works from a wheel): it is the default of the
+    generator and of publish, and setup.cfg declares every file of it as package data (tests/test_wheel.py, slow,
+    builds and installs the wheel)."""
+    import configparser
+    import fnmatch
+
+    from birefnet_hf.hub_configs import HUB_CONFIGS_DIR
+    from birefnet_hf.publish import build_parser, default_hub_configs
+
+    package = Path(__file__).resolve().parent.parent / "birefnet_hf"
+    assert HUB_CONFIGS_DIR == REPO_HUB_CONFIGS and HUB_CONFIGS_DIR.parent == package
+    assert default_hub_configs() == HUB_CONFIGS_DIR
+    assert build_parser().parse_args([]).hub_configs is None  # None: publish falls back to the package's folder
+    assert not (package.parent / "hub_configs").exists()  # no second copy at the repository root
+
+    setup = configparser.ConfigParser()
+    setup.read(package.parent / "setup.cfg")
+    patterns = [line.strip() for line in setup["options.package_data"]["birefnet_hf"].splitlines() if line.strip()]
+    files = [path.relative_to(package).as_posix() for path in HUB_CONFIGS_DIR.rglob("*") if path.is_file()]
+    assert len(files) == 3 * (len(ALL_SIZES) + len(FAMILIES))
+    undeclared = [name for name in files if not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
+    assert not undeclared, f"not declared as package data in setup.cfg: {undeclared[:5]}"
+
+
+def test_generator_default_folder_is_the_packages(monkeypatch, tmp_path, capsys):
+    """Without --output-dir the generator checks and writes the package's own folder (HUB_CONFIGS_DIR)."""
+    import birefnet_hf.hub_configs as hub_configs
+
+    assert main(["--only", "pvt_v2_b0", "--check"]) == 0  # the committed package folder is in sync
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setattr(hub_configs, "HUB_CONFIGS_DIR", elsewhere)
+    assert main(["--only", "pvt_v2_b0", "--check"]) == 1
+    assert f"{elsewhere / 'pvt_v2_b0' / 'config.json'}: missing" in capsys.readouterr().err
+    assert main(["--only", "pvt_v2_b0"]) == 0
+    assert sorted(path.name for path in (elsewhere / "pvt_v2_b0").iterdir()) == sorted(HUB_CONFIG_FILES)

@@ -458,3 +458,53 @@ def test_semantic_segmentation_scores_follow_transformers_api():
         assert torch.equal(scores.argmax(0), labels)  # threshold 0.5: the argmax of the two scores
     high = processor.post_process_semantic_segmentation(logits, threshold=0.9, return_segmentation_scores=True)
     assert torch.equal(high[0].segmentation, (high[0].segmentation_scores[1] > 0.9).long())
+
+
+def test_split_modules_keep_the_old_import_paths():
+    """The processor file was split (torchvision backend, PIL backend, shared rules, image I/O, chunked resize);
+    every name it held is still importable from it and is the one object of its new home."""
+    import birefnet_hf.data
+    from birefnet_hf import (
+        chunked_resize,
+        image_io,
+        image_processing_base_birefnet,
+        image_processing_pil_birefnet,
+    )
+    from birefnet_hf import image_processing_birefnet as old
+
+    homes = {
+        "BiRefNetImageProcessorPil": image_processing_pil_birefnet,
+        "BiRefNetImageProcessorKwargs": image_processing_base_birefnet,
+        "get_model_input_size": image_processing_base_birefnet,
+        "resize_logits_to_probabilities": chunked_resize,
+        "load_image": image_io,
+        "apply_exif_orientation": image_io,
+        "to_rgb_array": image_io,
+        "to_rgb_image": image_io,
+    }
+    for name, module in homes.items():
+        assert getattr(old, name) is getattr(module, name), name
+        assert name in old.__all__
+    assert BiRefNetImageProcessor.__module__ == old.__name__
+    assert BiRefNetImageProcessorPil.__module__ == image_processing_pil_birefnet.__name__
+    # one image-extension set: the dataset folders read the same extensions as the rest of the package
+    assert birefnet_hf.data.IMAGE_EXTENSIONS is image_io.IMAGE_EXTENSIONS
+    assert {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"} <= set(image_io.IMAGE_EXTENSIONS)
+    assert all(ext == ext.lower() and ext.startswith(".") for ext in image_io.IMAGE_EXTENSIONS)
+
+
+def test_nested_path_inputs_are_loaded_like_single_files(tmp_path):
+    """`load_image_paths` / `flatten_images` (image_io) accept paths at any nesting depth, as both backends do."""
+    from birefnet_hf.image_io import flatten_images, load_image_paths
+
+    path = tmp_path / "photo.png"
+    PIL.Image.fromarray(photo_like(20, 30)).save(path)
+    nested = load_image_paths([[str(path)], (path, np.zeros((4, 4, 3), np.uint8))])
+    assert isinstance(nested[0][0], PIL.Image.Image) and nested[0][0].size == (30, 20)
+    flat = flatten_images([[str(path)], np.zeros((2, 5, 6, 3), np.uint8)])
+    assert len(flat) == 3 and flat[0].size == (30, 20) and flat[1].shape == (5, 6, 3)
+    with pytest.raises(TypeError, match=r"images\[1\]: unsupported image type int"):
+        flatten_images([path, 3])
+    for backend in BACKENDS:
+        direct = backend(size={"height": 32, "width": 32})(images=[[str(path)]], return_tensors="pt")
+        assert direct["pixel_values"].shape == (1, 3, 32, 32)

@@ -29,10 +29,10 @@ import datasets
 import PIL.Image
 from transformers.utils import logging
 
+from ..image_io import IMAGE_EXTENSIONS  # images accepted in ``im/``: the package's one set (re-exported)
+
 logger = logging.get_logger(__name__)
 
-#: Extensions (lower-case) accepted for images in ``im/``.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 #: Extensions (lower-case) accepted for masks in ``gt/``.
 MASK_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Value of the ``label`` column for images without a (known) DIS5K class.
