@@ -344,7 +344,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--hub_private_repo", action="store_true")
     run.add_argument("--cpu", action="store_true", help="train on CPU even if an accelerator is available")
 
-
     args = parser.parse_args(argv)
     try:
         check_training_arguments(args)
@@ -354,6 +353,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train as the command line says; returns the run's summary (also written to ``output_dir/eval_results.json``)."""
     args = parse_args(argv)
     output_dir: Path = args.output_dir
     checkpoints_dir = output_dir / "checkpoints"
