@@ -3,7 +3,6 @@ cut-out options of remove_background and `birefnet-hf segment`."""
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +10,7 @@ import PIL.Image
 import pytest
 import torch
 
-from birefnet_hf import BiRefNetImageProcessor, BiRefNetImageProcessorPil, cutout, remove_background, segment
+from birefnet_hf import BiRefNetImageProcessorPil, cutout, remove_background, segment
 
 
 def _naive_box_mean(x: np.ndarray, kernel_size: int) -> np.ndarray:
@@ -343,11 +342,8 @@ def test_refine_crops_recovers_thin_lines_the_coarse_pass_loses():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_model_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_birefnet_cutout")
-    shutil.copytree(tiny_model_dir, folder, dirs_exist_ok=True)
-    BiRefNetImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
+def model_dir(tiny_model_dir_64):
+    return tiny_model_dir_64  # the shared tiny model with a 64x64 processor (conftest.py)
 
 
 def _photo_file(tmp_path, height=60, width=90):
