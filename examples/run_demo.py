@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,14 +47,15 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation, BiRefNetImageProcessor
+from birefnet_hf.atomic_io import atomic_folder, write_bytes, write_text
 from birefnet_hf.cpu_budget import apply_cpu_budget
 from birefnet_hf.data import generate_synthetic_dis5k, load_dis5k, parse_dis5k_class_name
-from birefnet_hf.metrics import METRIC_NAMES, DISMetrics
+from birefnet_hf.metrics import METRIC_NAMES, DISMetrics, get_metric, is_better
+from birefnet_hf.prediction import predict_mattes
 
 logger = logging.get_logger("birefnet_hf.run_demo")
 
 TEST_SPLITS = ("test_1", "test_2", "test_3", "test_4")
-LOWER_IS_BETTER = ("mae", "hce")
 
 
 #: The training script, next to this file; the demo runs it as a user would.
@@ -118,32 +117,30 @@ def build_initial_model(args: argparse.Namespace) -> BiRefNetForImageSegmentatio
     return BiRefNetForImageSegmentation(config)
 
 
-@torch.no_grad()
 def predict_and_score(model, processor, dataset: datasets.Dataset, batch_size: int, keep: set[int], device):
-    """DIS scores of ``model`` on ``dataset`` at the masks' resolution, and the predicted mattes of ``keep``."""
+    """DIS scores of ``model`` on ``dataset`` at the masks' resolution, and the predicted mattes of ``keep``
+    (``birefnet_hf.prediction.predict_mattes``: the package's one prediction driver)."""
     model.eval().to(device)
     metrics = DISMetrics()
     kept = {}
     for start in tqdm(range(0, len(dataset), batch_size), desc="Evaluating", leave=False):
         examples = dataset[start : start + batch_size]
-        inputs = processor(images=examples["image"], return_tensors="pt").to(device)
-        logits = model(pixel_values=inputs["pixel_values"]).logits.float()
-        sizes = [(image.height, image.width) for image in examples["image"]]
-        mattes = processor.post_process_alpha(logits, target_sizes=sizes, output_dtype=torch.uint8)
+        mattes = predict_mattes(model, processor, examples["image"])
         for offset, (matte, mask) in enumerate(zip(mattes, examples["mask"], strict=True)):
-            metrics.update(matte.numpy(), np.asarray(mask) > 127)
+            metrics.update(matte, np.asarray(mask) > 127)
             if start + offset in keep:
-                kept[start + offset] = matte.numpy()
+                kept[start + offset] = matte
     return metrics.compute(), kept
 
 
 def results_table(untrained: dict[str, float], trained: dict[str, float]) -> str:
     lines = ["| metric | untrained | trained | trained better |", "|---|---:|---:|:---:|"]
     for name in METRIC_NAMES:
-        arrow = "↓" if name in LOWER_IS_BETTER else "↑"
         before, after = untrained[name], trained[name]
-        better = after < before if name in LOWER_IS_BETTER else after > before
-        lines.append(f"| {name} {arrow} | {before:.4f} | {after:.4f} | {'yes' if better else 'no'} |")
+        better = is_better(name, after, before)
+        lines.append(
+            f"| {name} {get_metric(name).arrow} | {before:.4f} | {after:.4f} | {'yes' if better else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -161,17 +158,6 @@ def draw_grid(rows: list[list[PIL.Image.Image]], titles: list[str], cell: int = 
                 (column * cell, header + row * cell),
             )
     return grid
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -214,10 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     initial = build_initial_model(args)
     initial_dir = output_dir / "initial_model"
     processor = BiRefNetImageProcessor(size={"height": args.image_size, "width": args.image_size})
-    staging = Path(tempfile.mkdtemp(prefix=".initial_model.", dir=output_dir))
-    initial.save_pretrained(staging)
-    processor.save_pretrained(staging)
-    os.replace(staging, initial_dir)
+    with atomic_folder(initial_dir) as staging:
+        initial.save_pretrained(staging)
+        processor.save_pretrained(staging)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # 3. training
@@ -258,23 +243,21 @@ def main(argv: list[str] | None = None) -> dict:
     grid = draw_grid(rows, ["image", "ground truth", "untrained", "trained"])
     buffer = io.BytesIO()
     grid.save(buffer, format="PNG")
-    write_atomically(output_dir / "grid.png", buffer.getvalue())
+    write_bytes(output_dir / "grid.png", buffer.getvalue())
 
     results = {
         "untrained": scores["untrained"],
         "trained": scores["trained"],
         "trained_better": {
-            name: (scores["trained"][name] < scores["untrained"][name]) if name in LOWER_IS_BETTER
-            else (scores["trained"][name] > scores["untrained"][name])
-            for name in METRIC_NAMES
+            name: is_better(name, scores["trained"][name], scores["untrained"][name]) for name in METRIC_NAMES
         },
         "num_test_images": len(test_set),
         "train_steps": summary["completed_steps"],
         "timings_s": timings,
         "settings": {k: str(v) for k, v in vars(args).items()} | {"train_extra": train_extra},
     }  # fmt: skip
-    write_atomically(output_dir / "results.json", json.dumps(results, indent=2).encode())
-    write_atomically(output_dir / "results.md", (table + "\n").encode())
+    write_text(output_dir / "results.json", json.dumps(results, indent=2))
+    write_text(output_dir / "results.md", table + "\n")
     print(f"Wrote {output_dir / 'grid.png'}, {output_dir / 'results.md'} ({sum(timings.values()):.0f} s)")
     return results
 
