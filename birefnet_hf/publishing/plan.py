@@ -162,6 +162,24 @@ def _check_output_folder(args: argparse.Namespace, name: str, problems: list[str
             )
 
 
+def _checkpoint_or_random(
+    key: str, checkpoints: dict[str, str], args: argparse.Namespace, problems: list[str], folders: bool, no_weights: str
+) -> WeightsSource | None:
+    """The weights of ``key`` from ``--checkpoint`` (a file; with ``folders``, also a folder in the authors' layout)
+    or ``--random-init``; ``None`` with the problem appended when there are none (``no_weights``) or the path is
+    missing."""
+    if key in checkpoints:
+        path = Path(checkpoints[key])
+        if path.is_file() or (folders and path.is_dir()):
+            return WeightsSource("converted", str(path))
+        problems.append(f"--checkpoint {key}: {path} not found.")
+    elif args.random_init:
+        return WeightsSource("random")
+    else:
+        problems.append(no_weights)
+    return None
+
+
 def _token_unless_problems(args: argparse.Namespace, problems: list[str]) -> str | None:
     """The Hub token (``None`` for a dry run); raises :class:`PublishError` listing every problem found."""
     token = None
@@ -210,6 +228,32 @@ def _eval_results_and_repo_checks(key: str, eval_paths: dict, repo_ids: dict, ar
     return report
 
 
+def _checked_plan(
+    key: str,
+    hub_folder: Path,
+    weights: WeightsSource | None,
+    args: argparse.Namespace,
+    eval_paths: dict[str, str],
+    repo_ids: dict[str, str],
+    problems: list[str],
+    found: int,
+    family: str | None = None,
+) -> SizePlan | None:
+    """The plan of one size or family, after the checks of its evaluation results, repository id, hub_configs folder
+    (a family's card must be its own) and output folder; ``None`` when any problem was added since ``found``."""
+    report = _eval_results_and_repo_checks(key, eval_paths, repo_ids, args, problems)
+    try:
+        card = load_hub_config_folder(hub_folder)["card"]
+        if family is not None:
+            check_family_card(family, card, hub_folder)
+    except (FileNotFoundError, ValueError) as error:
+        problems.append(str(error))
+    _check_output_folder(args, key, problems)
+    if len(problems) > found:
+        return None
+    return SizePlan(key, hub_folder, weights, report, repo_ids.get(key), family=family)
+
+
 def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | None]:
     """Phase 1 (except the weights check): turn the options into one :class:`SizePlan` per size, or raise
     :class:`PublishError` naming the option at fault. Returns the plans and the Hub token (``None`` for dry runs)."""
@@ -239,28 +283,19 @@ def plan_publication(args: argparse.Namespace) -> tuple[list[SizePlan], str | No
                 weights = WeightsSource("trained", str(path))
             else:
                 problems.append(f"--weights-dir {size}: {path} is not a folder.")
-        elif size in checkpoints:
-            path = Path(checkpoints[size])
-            if path.is_file():
-                weights = WeightsSource("converted", str(path))
-            else:
-                problems.append(f"--checkpoint {size}: {path} not found.")
-        elif args.random_init:
-            weights = WeightsSource("random")
         else:
-            problems.append(
-                f"{size}: no weights (--weights-dir, --checkpoint, or --random-init for a dry run); "
-                "use --only to publish a subset."
+            weights = _checkpoint_or_random(
+                size,
+                checkpoints,
+                args,
+                problems,
+                folders=False,
+                no_weights=f"{size}: no weights (--weights-dir, --checkpoint, or --random-init for a dry run); "
+                "use --only to publish a subset.",
             )
-        report = _eval_results_and_repo_checks(size, eval_paths, repo_ids, args, problems)
-        hub_folder = hub_root / size
-        try:
-            load_hub_config_folder(hub_folder)
-        except (FileNotFoundError, ValueError) as error:
-            problems.append(str(error))
-        _check_output_folder(args, size, problems)
-        if len(problems) == found:
-            plans.append(SizePlan(size, hub_folder, weights, report, repo_ids.get(size)))
+        plan = _checked_plan(size, hub_root / size, weights, args, eval_paths, repo_ids, problems, found)
+        if plan is not None:
+            plans.append(plan)
     return plans, _token_unless_problems(args, problems)
 
 
@@ -300,27 +335,17 @@ def _plan_families(args: argparse.Namespace) -> tuple[list[SizePlan], str | None
             check_publish_license(name, args.license)
         except ValueError as error:
             problems.append(f"--license: {error}")
-        weights = None
-        if name in checkpoints:
-            path = Path(checkpoints[name])
-            if path.is_file() or path.is_dir():
-                weights = WeightsSource("converted", str(path))
-            else:
-                problems.append(f"--checkpoint {name}: {path} not found.")
-        elif args.random_init:
-            weights = WeightsSource("random")
-        else:
-            problems.append(
-                f"{name}: no weights (--checkpoint {name}=FILE_OR_AUTHORS_FOLDER, a {{family}} pattern, or "
-                "--random-init for a dry run); use --family to publish a subset."
-            )
-        report = _eval_results_and_repo_checks(name, eval_paths, repo_ids, args, problems)
+        weights = _checkpoint_or_random(
+            name,
+            checkpoints,
+            args,
+            problems,
+            folders=True,
+            no_weights=f"{name}: no weights (--checkpoint {name}=FILE_OR_AUTHORS_FOLDER, a {{family}} pattern, or "
+            "--random-init for a dry run); use --family to publish a subset.",
+        )
         hub_folder = hub_root / FAMILIES_FOLDER / name
-        try:
-            check_family_card(name, load_hub_config_folder(hub_folder)["card"], hub_folder)
-        except (FileNotFoundError, ValueError) as error:
-            problems.append(str(error))
-        _check_output_folder(args, name, problems)
-        if len(problems) == found:
-            plans.append(SizePlan(name, hub_folder, weights, report, repo_ids.get(name), family=name))
+        plan = _checked_plan(name, hub_folder, weights, args, eval_paths, repo_ids, problems, found, family=name)
+        if plan is not None:
+            plans.append(plan)
     return plans, _token_unless_problems(args, problems)
