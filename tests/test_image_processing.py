@@ -464,6 +464,7 @@ def test_split_modules_keep_the_old_import_paths():
     """The processor file was split (torchvision backend, PIL backend, shared rules, image I/O, chunked resize);
     every name it held is still importable from it and is the one object of its new home."""
     import birefnet_hf.data
+    import birefnet_hf.segment
     from birefnet_hf import (
         chunked_resize,
         image_io,
@@ -489,6 +490,7 @@ def test_split_modules_keep_the_old_import_paths():
     assert BiRefNetImageProcessorPil.__module__ == image_processing_pil_birefnet.__name__
     # one image-extension set: the dataset folders read the same extensions as the rest of the package
     assert birefnet_hf.data.IMAGE_EXTENSIONS is image_io.IMAGE_EXTENSIONS
+    assert birefnet_hf.segment.IMAGE_EXTENSIONS is image_io.IMAGE_EXTENSIONS
     assert {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif"} <= set(image_io.IMAGE_EXTENSIONS)
     assert all(ext == ext.lower() and ext.startswith(".") for ext in image_io.IMAGE_EXTENSIONS)
 
