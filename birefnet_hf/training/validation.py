@@ -14,7 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic_io import atomic_file
+from ..metrics import LOWER_IS_BETTER as _LOWER_IS_BETTER_METRICS
 from ..metrics import MATTING_METRIC_NAMES, METRIC_NAMES, DISMetrics, MattingMetrics
+from ..prediction import quantize_probabilities
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["LOWER_IS_BETTER", "VALIDATION_METRICS", "BestMetricTracker", "evaluate_model", "is_better", "save_result_grid"]
 
 #: Scores where lower is better (validation loss, MAE, HCE and the matting errors); the others are higher-is-better.
-LOWER_IS_BETTER = frozenset({"loss", "mae", "hce", *MATTING_METRIC_NAMES})
+LOWER_IS_BETTER = frozenset({"loss", *_LOWER_IS_BETTER_METRICS})  # directions: metrics/table.py
 #: Every score :func:`evaluate_model` can report, i.e. the choices of a "metric for the best model".
 VALIDATION_METRICS = ("loss", *METRIC_NAMES, *MATTING_METRIC_NAMES)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -130,7 +132,7 @@ def evaluate_model(
         pixel_values = accelerator.gather_for_metrics(batch["pixel_values"]) if grid_images and batch_index == 0 else None
         if not is_main:
             continue
-        predictions = (probabilities * 255).round().to(torch.uint8).cpu().numpy()
+        predictions = quantize_probabilities(probabilities).cpu().numpy()  # the package's one rule
         references = ((soft_truth > 0.5).to(torch.uint8) * 255).cpu().numpy()
         dis.update_batch(predictions, references)
         if matting is not None:
