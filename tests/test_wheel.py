@@ -24,9 +24,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FILES = ("pyproject.toml", "setup.cfg", "README.md")
 
 
-def _run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def _run(command: list[str], cwd: Path, timeout: float = 600, offline: bool = True) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(HF_HUB_OFFLINE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1")
+    env.update(HF_HUB_OFFLINE="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    if offline:
+        env["PIP_NO_INDEX"] = "1"
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
@@ -34,8 +36,8 @@ def _run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel, built offline (``--no-build-isolation``: the installed setuptools) from a copy of the sources,
-    so that the build writes nothing into the checkout."""
+    """The wheel, built from a copy of the sources (so that the build writes nothing into the checkout), offline
+    with the installed setuptools where there is one."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     source.mkdir()
@@ -45,9 +47,20 @@ def wheel(tmp_path_factory) -> Path:
         REPO_ROOT / "birefnet_hf", source / "birefnet_hf", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
     dist = root / "dist"
+    # With the build backend installed (setuptools >= 69, pyproject.toml), build offline with it; otherwise pip
+    # fetches it into an isolated build environment from the package index.
+    try:
+        import setuptools
+        from packaging.version import Version
+
+        offline = Version(setuptools.__version__) >= Version("69")
+    except ImportError:
+        offline = False
+    isolation = ["--no-build-isolation"] if offline else []
     _run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(dist)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", *isolation, "-w", str(dist)],
         cwd=root,
+        offline=offline,
     )
     (wheel_path,) = dist.glob("birefnet_hf-*.whl")
     return wheel_path
