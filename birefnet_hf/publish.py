@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0, help="seed of --random-init (default 0)")
     card = parser.add_argument_group("model card")
     card.add_argument(
-        "--eval-results", action="append", metavar="SIZE=PATH", help="JSON written by examples/evaluate.py"
+        "--eval-results", action="append", metavar="SIZE=PATH", help="JSON written by examples/evaluate_dis.py"
     )
     card.add_argument(
         "--allow-missing-eval-results",
@@ -247,9 +248,13 @@ def build_folder(
         if remote_code_check:
             check_remote_code(staging, reference_model=model)
         if onnx:
-            from .onnx_export import export_onnx_folder
+            from .onnx_export import export_onnx_folder, transformers_js_preprocessor_config
 
             export_onnx_folder(model, image_processor, staging / "onnx")
+            # transformers.js reads the same preprocessor_config.json and refuses BiRefNet's processor type
+            preprocessor = staging / "preprocessor_config.json"
+            settings = transformers_js_preprocessor_config(json.loads(preprocessor.read_text(encoding="utf-8")))
+            preprocessor.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return destination
 
 

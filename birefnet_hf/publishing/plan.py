@@ -220,7 +220,7 @@ def _eval_results_and_repo_checks(key: str, eval_paths: dict, repo_ids: dict, ar
             problems.append(f"--eval-results {key}: {error}")
     elif not args.dry_run and not args.allow_missing_eval_results:
         problems.append(
-            f"{key}: no --eval-results (the model card's results come from examples/evaluate.py); "
+            f"{key}: no --eval-results (the model card's results come from examples/evaluate_dis.py); "
             "pass --allow-missing-eval-results to upload without them."
         )
     if not args.dry_run and key not in repo_ids:
