@@ -539,11 +539,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         last_checkpoint_step = progress.completed_steps
 
     def validate(epoch: int) -> dict[str, float]:
-        """Validation loss and metrics, the result grid, best_model/; every process calls it."""
+        """Validation loss (of the epoch's phase: IoU only under region-level fine-tuning) and metrics, the result
+        grid, best_model/; every process calls it."""
         step = progress.completed_steps
         with adapters_merged(unwrapped_model):  # the CPU inference kernels read the (merged) weights directly
-            results, samples = evaluate_model(accelerator, model, eval_dataloader, task=args.task,
-                                              grid_images=args.grid_images, criterion=criterion)  # fmt: skip
+            results, samples = evaluate_model(
+                accelerator, model, eval_dataloader, task=args.task, grid_images=args.grid_images, criterion=criterion,
+                region_level_finetuning=rlft_active(epoch, num_epochs, args.finetune_last_epochs),
+            )  # fmt: skip
         progress.history.append({"epoch": epoch, "step": step, "metrics": results})
         logger.info(f"validation at epoch {epoch} step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
         if samples and accelerator.is_main_process:

@@ -210,7 +210,8 @@ def test_save_model_replaces_the_folder_atomically_with_results(tmp_path, tiny_m
 
 # ------------------------------------------------------------------------------------------ validation
 def test_validation_loss_is_the_runs_loss(synthetic_root, tiny_model_dir):
-    """evaluate_model with the run's criterion: the DIS loss equals the model's own; the matting loss differs."""
+    """evaluate_model with the run's criterion: the DIS loss equals the model's own; the matting loss and the
+    region-level fine-tuning loss differ."""
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=True)
@@ -223,8 +224,12 @@ def test_validation_loss_is_the_runs_loss(synthetic_root, tiny_model_dir):
     dis, _ = evaluate_model(accelerator, model, loader, criterion=BiRefNetLoss(model.config))
     matting, _ = evaluate_model(accelerator, model, loader, task="matting",
                                 criterion=BiRefNetLoss(model.config, task="matting"))  # fmt: skip
+    # in the region-level fine-tuning epochs the validation loss is that phase's loss (IoU only), as always reported
+    rlft, _ = evaluate_model(accelerator, model, loader, criterion=BiRefNetLoss(model.config),
+                             region_level_finetuning=True)  # fmt: skip
     assert dis["loss"] == pytest.approx(own["loss"], rel=1e-6)
     assert matting["loss"] != pytest.approx(own["loss"], rel=1e-3)
+    assert 0 < rlft["loss"] < dis["loss"] and rlft["max_fm"] == dis["max_fm"]
     assert dis["max_fm"] == own["max_fm"] and "sad" in matting and "sad" not in dis
 
 

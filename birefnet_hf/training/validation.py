@@ -99,12 +99,15 @@ def evaluate_model(
     task: str = "dis",
     grid_images: int = 0,
     criterion: BiRefNetLoss | None = None,
+    region_level_finetuning: bool = False,
 ) -> tuple[dict[str, float], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Validation loss, DIS metrics and (``task="matting"``) matting errors of ``model`` on ``dataloader``.
 
     Every process predicts its shard; the main process scores. The loss is ``criterion``'s (the training loss, e.g.
     ``BiRefNetLoss(config, task="matting")``; ``None``: the model's own) on the final map (in eval mode the side
-    outputs are not computed). DIS metrics compare the predicted map with the ground truth binarised at
+    outputs are not computed), in the training phase's form: ``region_level_finetuning=True`` (with a
+    ``criterion``) gives the IoU-only loss of the region-level fine-tuning epochs, as the training script has always
+    reported it in those epochs. DIS metrics compare the predicted map with the ground truth binarised at
     0.5; matting errors compare it with the soft ground truth. Returns the scores (on every process) and, on the main
     process, up to ``grid_images`` ``(image, truth, prediction)`` uint8 triples for :func:`save_result_grid`.
     """
@@ -122,7 +125,8 @@ def evaluate_model(
             loss = outputs.loss
         else:
             outputs = model(pixel_values=batch["pixel_values"])
-            loss, _ = criterion(outputs, batch["labels"].to(outputs.logits.dtype))
+            labels = batch["labels"].to(outputs.logits.dtype)
+            loss, _ = criterion(outputs, labels, region_level_finetuning=region_level_finetuning)
         loss_sum += loss.detach().float() * batch["labels"].shape[0]
         count += batch["labels"].shape[0]
         probabilities = torch.sigmoid(outputs.logits.float())[:, 0]
