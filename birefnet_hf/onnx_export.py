@@ -253,21 +253,28 @@ def _fix_dims(model_proto, batch: int | None, size: tuple[int, int] | None, axes
 class _ExportWrapper(nn.Module):
     """``pixel_values -> logits`` (or probabilities) as one tensor-to-tensor module for the tracer."""
 
-    def __init__(self, model: nn.Module, sigmoid: bool):
+    def __init__(self, model: nn.Module, sigmoid: bool, compute_dtype: torch.dtype | None = None):
         super().__init__()
         self.model = model
         self.sigmoid = sigmoid
+        self.compute_dtype = compute_dtype  # set: float32 in and out, the model runs in this dtype inside
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.compute_dtype is not None:
+            pixel_values = pixel_values.to(self.compute_dtype)
         logits = self.model(pixel_values=pixel_values, return_dict=True).logits
-        return torch.sigmoid(logits) if self.sigmoid else logits
+        output = torch.sigmoid(logits) if self.sigmoid else logits
+        return output.float() if self.compute_dtype is not None else output
 
 
-def _trace_to_onnx(model: nn.Module, example: torch.Tensor, sigmoid: bool, opset: int, output_name: str) -> bytes:
-    """Trace ``model`` on ``example`` with the TorchScript ONNX exporter; batch, height and width dynamic."""
+def _trace_to_onnx(model: nn.Module, example: torch.Tensor, sigmoid: bool, opset: int, output_name: str,
+                   keep_io_types: bool = False) -> bytes:
+    """Trace ``model`` on ``example`` with the TorchScript ONNX exporter; batch, height and width dynamic. With
+    ``keep_io_types`` the graph takes and returns float32 around a model in another dtype (casts at its ends)."""
     import io
 
-    wrapper = _ExportWrapper(model, sigmoid).eval()
+    compute_dtype = next(model.parameters()).dtype if keep_io_types else None
+    wrapper = _ExportWrapper(model, sigmoid, compute_dtype).eval()
     axes = {"pixel_values": {0: "batch", 2: "height", 3: "width"}, output_name: {0: "batch", 2: "height", 3: "width"}}
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -430,6 +437,7 @@ def validate_onnx(
     size: tuple[int, int],
     *,
     fp16: bool = False,
+    keep_io_types: bool = False,
     sigmoid: bool = False,
     check_batch: bool = True,
     check_size: bool = True,
@@ -437,15 +445,16 @@ def validate_onnx(
 ) -> dict[str, ValidationCase]:
     """Compare onnxruntime (CPU provider, default settings) running ``onnx_model`` (a ``pixel_values`` graph) with
     ``model`` in float32: a synthetic photo at ``size`` (batch 1), the photo plus Gaussian noise (batch 2), and,
-    with ``check_size``, the photo at a second size. Returns the cases by name (``"batch1"``, ``"batch2"``,
-    ``"size2"``); never raises for a mismatch (see :func:`export_onnx`)."""
+    with ``check_size``, the photo at a second size. ``fp16``: a float16 graph (float16 input unless
+    ``keep_io_types``). Returns the cases by name (``"batch1"``, ``"batch2"``, ``"size2"``); never raises for a
+    mismatch (see :func:`export_onnx`)."""
     _, onnxruntime = _import_onnx()
     if tolerance is None:
         tolerance = FP16_PROBABILITY_TOLERANCE if fp16 else FP32_LOGIT_TOLERANCE
     if isinstance(onnx_model, (str, os.PathLike)):
         onnx_model = os.fspath(onnx_model)
     session = _session(onnxruntime, onnx_model)
-    input_dtype = np.float16 if fp16 else np.float32
+    input_dtype = np.float16 if fp16 and not keep_io_types else np.float32
     photo = _synthetic_photo(max(size) + 37)
 
     def pixels(at: tuple[int, int]) -> torch.Tensor:
@@ -558,6 +567,7 @@ def export_onnx(
     static_size: bool = False,
     sigmoid: bool = False,
     include_preprocessing: bool = False,
+    keep_io_types: bool = False,
     processor: Any | None = None,
     validate: bool = True,
     opset: int = OPSET,
@@ -574,6 +584,8 @@ def export_onnx(
         sigmoid: output probabilities (``probabilities``) instead of logits.
         include_preprocessing: uint8 image in, matte at the input size out (resize + normalise + sigmoid + resize
             back inside the graph).
+        keep_io_types: with ``dtype="fp16"``, float32 ``pixel_values`` in and float32 output out around the float16
+            graph (casts at its two ends): what transformers.js feeds its ``model_fp16.onnx`` files.
         processor: the image processor (default: the model folder's, else the paper's 1024x1024 one).
         validate: run the onnxruntime-vs-PyTorch checks (strongly recommended; without them the axes are left
             dynamic unchecked).
@@ -593,6 +605,11 @@ def export_onnx(
     output = Path(output)
     if output.is_dir():
         raise ValueError(f"--output {output} is a folder; give the path of the .onnx file to write.")
+    if keep_io_types and (torch_dtype != torch.float16 or include_preprocessing):
+        raise ValueError(
+            "keep_io_types (--keep-io-types) applies to float16 pixel_values graphs only (--dtype fp16, without "
+            "--include-preprocessing, whose input is uint8 and output float32 already)."
+        )
     if include_preprocessing and opset < 18:
         raise ValueError("--include-preprocessing needs opset 18 or later (Resize with antialias).")
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
@@ -610,7 +627,9 @@ def export_onnx(
     started = time.perf_counter()
     traced_model = model if torch_dtype == torch.float32 else copy.deepcopy(model).to(torch_dtype)
     logger.info(f"tracing {model.config.backbone} at {size[0]}x{size[1]} ({_dtype_name(torch_dtype)}) ...")
-    onnx_bytes = _trace_to_onnx(traced_model, example.to(torch_dtype), sigmoid, opset, output_name)
+    onnx_bytes = _trace_to_onnx(
+        traced_model, example if keep_io_types else example.to(torch_dtype), sigmoid, opset, output_name, keep_io_types
+    )
     del traced_model
     export_seconds = time.perf_counter() - started
     model_proto = onnx.load_from_string(onnx_bytes)
@@ -633,8 +652,8 @@ def export_onnx(
     axes = {"pixel_values": {0: "batch", 2: "height", 3: "width"}, output_name: {0: "batch", 2: "height", 3: "width"}}
     if validate:
         started = time.perf_counter()
-        cases = validate_onnx(onnx_bytes, model, processor, size, fp16=fp16, sigmoid=sigmoid,
-                              check_size=not static_size, tolerance=tolerance)
+        cases = validate_onnx(onnx_bytes, model, processor, size, fp16=fp16, keep_io_types=keep_io_types,
+                              sigmoid=sigmoid, check_size=not static_size, tolerance=tolerance)
         report.cases = list(cases.values())
         if not cases["batch1"].passed:
             report.validation_seconds = time.perf_counter() - started
@@ -690,7 +709,8 @@ def export_onnx(
             input=report.input_name,
             input_layout=(
                 "uint8 RGB (batch, height, width, 3), any size" if include_preprocessing
-                else "float (batch, 3, height, width), normalised: (x * rescale_factor - image_mean) / image_std"
+                else f"{'float32' if keep_io_types or not fp16 else 'float16'} (batch, 3, height, width), normalised: "
+                "(x * rescale_factor - image_mean) / image_std"
             ),
             output=report.output_name,
             output_layout={
@@ -717,13 +737,16 @@ def export_onnx(
 def export_onnx_folder(
     model: str | os.PathLike | nn.Module, processor: Any | None, folder: str | os.PathLike, **kwargs: Any
 ) -> list[ONNXExportReport]:
-    """Write ``folder/model.onnx`` (float32) and ``folder/model_fp16.onnx`` (float16), each validated: the ``onnx/``
-    subfolder of a Hub repository as transformers.js reads it (``pixel_values`` in, the logits as first output;
-    its image-segmentation pipeline applies the sigmoid). ``kwargs`` go to :func:`export_onnx`."""
+    """Write ``folder/model.onnx`` (float32) and ``folder/model_fp16.onnx`` (float16 inside, float32 in and out),
+    each validated: the ``onnx/`` subfolder of a Hub repository as transformers.js reads it (float32
+    ``pixel_values`` in, the logits as first output; its image-segmentation pipeline applies the sigmoid).
+    ``kwargs`` go to :func:`export_onnx`."""
     folder = Path(folder)
     reports = []
     for name, dtype in (("model.onnx", "fp32"), ("model_fp16.onnx", "fp16")):
-        report = export_onnx(model, folder / name, dtype=dtype, processor=processor, **kwargs)
+        report = export_onnx(
+            model, folder / name, dtype=dtype, processor=processor, keep_io_types=dtype == "fp16", **kwargs
+        )
         logger.info(report.format())
         reports.append(report)
     return reports
@@ -784,6 +807,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="declare height/width fixed at --height/--width")
     onnx_parser.add_argument("--sigmoid", action="store_true", help="output probabilities instead of logits")
     onnx_parser.add_argument(
+        "--keep-io-types", action="store_true",
+        help="with --dtype fp16: float32 input and output around the float16 graph (what transformers.js feeds)",
+    )
+    onnx_parser.add_argument(
         "--include-preprocessing", action="store_true",
         help="uint8 RGB (batch, H, W, 3) in: resize + normalise in the graph; matte at the input size out",
     )
@@ -799,7 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = export_onnx(
             args.model, args.output, dtype=args.dtype, height=args.height, width=args.width,
             static_size=args.static_size, sigmoid=args.sigmoid, include_preprocessing=args.include_preprocessing,
-            validate=not args.no_validate, opset=args.opset,
+            keep_io_types=args.keep_io_types, validate=not args.no_validate, opset=args.opset,
         )
     except ONNXValidationError as error:
         print(f"birefnet-hf export onnx: validation failed: {error}", file=sys.stderr)

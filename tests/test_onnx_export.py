@@ -204,6 +204,34 @@ def test_fp16_export_loads_and_runs(pvt_export, tmp_path):
 
 
 @pytest.mark.slow
+def test_fp16_export_with_float32_io(pvt_export, tmp_path):
+    """`--keep-io-types`: the float16 graph takes and returns float32 (transformers.js's model_fp16.onnx layout), within
+    the float16 tolerance; the option is refused where it means nothing."""
+    from birefnet_hf.cli import main
+
+    folder, model, _, _ = pvt_export
+    output = tmp_path / "model_fp16.onnx"
+    argv = ["export", "onnx", "--model", str(folder), "--output", str(output), "--dtype", "fp16", "--keep-io-types"]
+    assert main(argv) == 0
+    session = _session(output)
+    assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
+    assert read_metadata(output)["input_layout"].startswith("float32")
+    pixel_values = torch.randn(2, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(4))
+    result = session.run(None, {"pixel_values": pixel_values.numpy()})[0]
+    expected = torch.sigmoid(_logits(model, pixel_values)).numpy()
+    assert np.abs(torch.sigmoid(torch.from_numpy(result)).numpy() - expected).max() <= FP16_PROBABILITY_TOLERANCE
+    initializer_types = {tensor.data_type for tensor in onnx.load(str(output)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in initializer_types  # the weights really are float16
+    for argv in (["--keep-io-types"], ["--dtype", "fp16", "--keep-io-types", "--include-preprocessing"]):
+        with pytest.raises(ValueError, match="keep_io_types"):
+            export_onnx(folder, tmp_path / "refused.onnx", **{
+                "keep_io_types": True, "dtype": "fp16" if "fp16" in argv else "fp32",
+                "include_preprocessing": "--include-preprocessing" in argv,
+            })
+    assert not (tmp_path / "refused.onnx").exists()
+
+
+@pytest.mark.slow
 def test_include_preprocessing_and_sigmoid(pvt_export, tmp_path):
     from birefnet_hf.image_processing_birefnet import BiRefNetImageProcessorPil
 
@@ -279,11 +307,13 @@ def test_publish_adds_onnx_subfolder(tmp_path):
     model = BiRefNetForImageSegmentation.from_pretrained(folder).eval()
     pixel_values = torch.randn(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(7))
     expected = _logits(model, pixel_values).numpy()
-    for name, dtype, tolerance in (("model.onnx", np.float32, FP32_LOGIT_TOLERANCE), ("model_fp16.onnx", np.float16, None)):
+    # transformers.js feeds float32 pixel_values to both files: the float16 one casts at its ends
+    for name, tolerance in (("model.onnx", FP32_LOGIT_TOLERANCE), ("model_fp16.onnx", None)):
         session = _session(folder / "onnx" / name)
         assert [i.name for i in session.get_inputs()] == ["pixel_values"]
+        assert session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
         assert session.get_outputs()[0].name == "logits"
-        result = session.run(None, {"pixel_values": pixel_values.numpy().astype(dtype)})[0].astype(np.float32)
+        result = session.run(None, {"pixel_values": pixel_values.numpy()})[0]
         if tolerance is not None:
             assert np.abs(result - expected).max() <= tolerance
         else:
