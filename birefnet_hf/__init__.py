@@ -5,19 +5,22 @@ classes, so ``AutoModelForImageSegmentation.from_pretrained(folder)`` and ``pipe
 without ``trust_remote_code``.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageSegmentation
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageSegmentation
 
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
 from .image_processing_birefnet import BiRefNetImageProcessor, BiRefNetImageProcessorPil
 from .modeling_birefnet import (
     BiRefNetForImageSegmentation,
     BiRefNetImageSegmentationOutput,
+    BiRefNetModel,
+    BiRefNetModelOutput,
     BiRefNetPreTrainedModel,
 )
 from .pipelines import BackgroundRemovalPipeline, register_pipelines
 from .segment import BackgroundRemovalResult, remove_background
 
 AutoConfig.register(BiRefNetConfig.model_type, BiRefNetConfig, exist_ok=True)
+AutoModel.register(BiRefNetConfig, BiRefNetModel, exist_ok=True)
 AutoModelForImageSegmentation.register(BiRefNetConfig, BiRefNetForImageSegmentation, exist_ok=True)
 AutoImageProcessor.register(
     BiRefNetConfig,
@@ -39,5 +42,7 @@ __all__ = [
     "BiRefNetConfig",
     "BiRefNetForImageSegmentation",
     "BiRefNetImageSegmentationOutput",
+    "BiRefNetModel",
+    "BiRefNetModelOutput",
     "BiRefNetPreTrainedModel",
 ]

@@ -15,19 +15,20 @@ What the registry drives:
   (the authors' repositories have none);
 * :func:`family_config` is the :class:`BiRefNetConfig` of a family (``hub_configs/families/<name>/`` is generated
   from it, and ``birefnet-hf publish --family`` builds a converted repository with it);
-* :func:`refuse_pre_2024_layout` names the authors' early (pre-2024) checkpoint layout, which this package refuses.
+* :func:`refuse_pre_2024_layout` (from :mod:`birefnet_hf.conversion_mapping`, re-exported here) names the authors'
+  early (pre-2024) checkpoint layout, which this package refuses.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from transformers.utils import logging
 
 from .configuration_birefnet import BiRefNetConfig
+from .conversion_mapping import PRE_2024_PREFIXES, refuse_pre_2024_layout
 
 logger = logging.get_logger(__name__)
 
@@ -377,27 +378,9 @@ def check_publish_license(family: Family | str, license: str | None) -> str:
     return family.license
 
 
-# ------------------------------------------------------------------------------------------ checkpoint layouts
-#: Top-level modules of the authors' early (pre-2024) BiRefNet, which the released layout no longer has.
-PRE_2024_PREFIXES = ("locate_header.", "refiner.", "refiner_", "dec_end.", "stem_layer.")
-
-
-def refuse_pre_2024_layout(state_dict: Mapping[str, Any]) -> None:
-    """Raise a ``ValueError`` naming the layout when ``state_dict`` is an authors' pre-2024 checkpoint (extra
-    locate head ``locate_header.*``, refiner ``refiner*.``, ``dec_end.*`` or ``stem_layer.*`` fields), whose model
-    this package does not implement."""
-    extra = sorted(key for key in state_dict if key.startswith(PRE_2024_PREFIXES))
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" ... ({len(extra)} keys)" if len(extra) > 5 else "")
-        raise ValueError(
-            "this is a checkpoint in the authors' pre-2024 BiRefNet layout (locate head / refiner fields: "
-            f"{shown}); that early architecture is not supported. Use a released checkpoint (see "
-            "birefnet_hf.families.FAMILIES) or the authors' code of that time."
-        )
-
-
 __all__ = [
     "FAMILIES",
+    "PRE_2024_PREFIXES",
     "Family",
     "QuotedFigure",
     "SizeRule",

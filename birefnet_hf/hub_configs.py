@@ -276,10 +276,9 @@ LIMITATIONS = [
 
 # ------------------------------------------------------------------------------------------------ measurements
 def _build_on_meta(config: BiRefNetConfig):
-    from .modeling_birefnet import BiRefNetForImageSegmentation
+    from .modeling_birefnet import build_on_meta_device
 
-    with torch.device("meta"):
-        return BiRefNetForImageSegmentation(config).eval()
+    return build_on_meta_device(config)
 
 
 def count_parameters(config: BiRefNetConfig) -> int:

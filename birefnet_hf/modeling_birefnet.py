@@ -11,15 +11,23 @@ Zheng et al., CAAI Artificial Intelligence Research 2024. The model has two part
   input, the *outward reference* predicts the image gradient in the object's regions and turns it into an attention
   map on the stage's features. In training every stage also predicts a side output (multi-stage supervision).
 
-Parameter names inside the blocks follow the authors' checkpoints; ``convert_birefnet_original_to_hf`` maps the
-authors' top-level names (``bb.``, ``squeeze_module.``, ``decoder.``) to the ones below.
+Two heads on one body, as in transformers' ``XModel`` + ``XForTask`` pattern: [`BiRefNetModel`] returns the encoder
+levels and the decoder features, [`BiRefNetForImageSegmentation`] adds the full-resolution head (and, in training,
+the side outputs and losses). Both keep the same parameter names, so either loads the other's checkpoint.
+
+Parameter names inside the blocks follow the authors' checkpoints; :mod:`birefnet_hf.conversion_mapping` maps the
+authors' top-level names (``bb.``, ``squeeze_module.``, ``decoder.``) to the ones below, and ``from_pretrained`` loads
+an authors' repository through transformers' loader with that mapping.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +39,14 @@ from transformers.utils import ModelOutput, logging
 
 from .backbones import build_backbone, init_backbone_module
 from .configuration_birefnet import BACKBONE_SPECS, BiRefNetConfig
+from .conversion_mapping import (
+    convert_state_dict,
+    is_original_config,
+    original_key_mapping,
+    original_state_dict_on_meta,
+    prepare_original_state_dict,
+    unreadable_weights_error,
+)
 from .deformable_conv import modulated_deform_conv2d
 from .loss_birefnet import BiRefNetLoss
 
@@ -76,6 +92,31 @@ class BiRefNetImageSegmentationOutput(ModelOutput):
     class_logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     loss_terms: dict[str, torch.FloatTensor] | None = None
+
+
+@dataclass
+class BiRefNetModelOutput(ModelOutput):
+    """
+    Output of [`BiRefNetModel`]: the features of both modules, before any head.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, channels, height / 4, width / 4)`):
+            The reconstruction module's last feature map (stride 4), which the full-resolution head of
+            [`BiRefNetForImageSegmentation`] turns into the foreground logits; `channels` is half the first decoder
+            width (`config.decoder_channels[0] // 2`).
+        encoder_hidden_states (`tuple(torch.FloatTensor)`):
+            The four encoder levels of the localization module (after the image-pyramid input, before context
+            feature fusion), strides 4, 8, 16 and 32, widths `config.encoder_channels` (the backbone's, doubled by
+            `multi_scale_input="cat"`).
+        decoder_hidden_states (`tuple(torch.FloatTensor)`):
+            The reconstruction module's feature map after each of its four stages (reconstruction block, then the
+            outward reference's gating where it is on), coarse to fine: strides 32, 16, 8 and 4. The last one is
+            `last_hidden_state`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -324,9 +365,10 @@ class OutwardReference(nn.Module):
 
 class LocalizationModule(nn.Module):
     """Localization module (Sec. 3.2): backbone (twice with the image-pyramid input), context feature fusion, and
-    the squeeze block(s) F^e -> F^d; with auxiliary classification, a classifier on the pooled deepest level."""
+    the squeeze block(s) F^e -> F^d; with auxiliary classification (and ``with_classifier``, the task model's), a
+    classifier on the pooled deepest level."""
 
-    def __init__(self, config: BiRefNetConfig):
+    def __init__(self, config: BiRefNetConfig, with_classifier: bool = True):
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config)
@@ -338,7 +380,7 @@ class LocalizationModule(nn.Module):
         if config.squeeze_block_type != "none":
             widths = [squeeze_in] + [channels[3]] * (config.squeeze_block_count - 1)
             self.squeeze_module = nn.Sequential(*(self._squeeze_block(config, w, channels[3]) for w in widths))
-        if config.auxiliary_classification:
+        if config.auxiliary_classification and with_classifier:
             self.classifier = nn.Linear(channels[3], config.num_auxiliary_classes)
 
     @staticmethod
@@ -369,7 +411,7 @@ class LocalizationModule(nn.Module):
     def forward(self, pixel_values: torch.Tensor):
         x1, x2, x3, x4 = encoder_levels = self.encode(pixel_values)
         class_logits = None
-        if self.training and self.config.auxiliary_classification:
+        if self.training and hasattr(self, "classifier"):
             class_logits = self.classifier(x4.mean(dim=(2, 3)))
         levels = self.config.context_feature_fusion_levels
         if levels:
@@ -380,12 +422,26 @@ class LocalizationModule(nn.Module):
         return (x1, x2, x3, x4), encoder_levels, class_logits
 
 
+class ReconstructionOutput(NamedTuple):
+    """What :class:`ReconstructionModule` computes; the side outputs and gradient maps are training-only (empty
+    otherwise), ``logits`` is ``None`` without the heads."""
+
+    logits: torch.Tensor | None
+    stage_features: tuple[torch.Tensor, ...]
+    stage_logits: tuple[torch.Tensor, ...]
+    gradient_logits: tuple[torch.Tensor, ...]
+    gradient_labels: tuple[torch.Tensor, ...]
+
+
 class ReconstructionModule(nn.Module):
     """Reconstruction module (Sec. 3.3) with the bilateral reference: four stages from stride 32 to stride 4, then
     the full-resolution head. Stage ``i`` = [inward reference] -> reconstruction block -> [side output] ->
-    [outward reference] -> upsample + lateral feature of the next level."""
+    [outward reference] -> upsample + lateral feature of the next level.
 
-    def __init__(self, config: BiRefNetConfig):
+    ``with_heads=False`` (the base [`BiRefNetModel`]) leaves out what only the segmentation task uses: the
+    full-resolution head with its inward reference, and the side-output heads."""
+
+    def __init__(self, config: BiRefNetConfig, with_heads: bool = True):
         super().__init__()
         self.config = config
         e1, e2, e3, e4 = config.encoder_channels
@@ -406,8 +462,9 @@ class ReconstructionModule(nn.Module):
         if config.inward_reference:
             split = config.inward_reference_patch_split
             grids = (32, 16, 8, 4, 1)  # image patches per side at strides 32, 16, 8, 4, 1
+            stages = zip(grids, inref_out) if with_heads else zip(grids[:4], inref_out[:4])
             self.inward_references = nn.ModuleList(
-                InwardReference(3 * g * g if split else 3, out, split) for g, out in zip(grids, inref_out)
+                InwardReference(3 * g * g if split else 3, out, split) for g, out in stages
             )
         else:
             inref_out = (0, 0, 0, 0, 0)
@@ -416,8 +473,9 @@ class ReconstructionModule(nn.Module):
             ReconstructionBlock(config, lateral_in[i] + inref_out[i], block_out[i], residual) for i in range(4)
         )
         self.lateral_blocks = nn.ModuleList(nn.Conv2d(c, c, 1) for c in (c3, c2, c1))
-        self.head = nn.Conv2d(c1 // 2 + inref_out[4], 1, 1)
-        if config.multi_stage_supervision:
+        if with_heads:
+            self.head = nn.Conv2d(c1 // 2 + inref_out[4], 1, 1)
+        if with_heads and config.multi_stage_supervision:
             self.stage_heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in (c3, c2, c1))
         if config.outward_reference:
             self.outward_references = nn.ModuleList(OutwardReference(c, config.use_batch_norm) for c in (c3, c2, c1))
@@ -427,31 +485,37 @@ class ReconstructionModule(nn.Module):
             return features
         return torch.cat((features, self.inward_references[index](image, features.shape[-2:])), dim=1)
 
-    def forward(self, image, levels, gradient_target=None):
+    def forward(self, image, levels, gradient_target=None) -> ReconstructionOutput:
+        """``gradient_target`` (training with the outward reference): the image's gradient prior, see
+        :func:`image_gradient_target`; the gradient maps and their labels are returned when it is given."""
         # The decoder runs channels-last: oneDNN's 1x1 convolutions are ~1.8x faster so on CPU and the deformable
         # convolutions produce channels-last maps anyway (swin_v1_l forward -3 %). Values are unchanged.
         if hasattr(self, "pyramid_neck"):
             levels = self.pyramid_neck(levels, image.shape[-2:])
         x1, x2, x3, x4 = (level.contiguous(memory_format=torch.channels_last) for level in levels)
         laterals = (x3, x2, x1)
-        stage_logits, gradient_logits, gradient_labels = [], [], []
+        stage_features, stage_logits, gradient_logits, gradient_labels = [], [], [], []
         features = x4
         for index in range(3):
             features = self.blocks[index](self._with_inward_reference(index, features, image))
             side_output = None
-            if self.training and self.config.multi_stage_supervision:
+            if self.training and hasattr(self, "stage_heads"):
                 side_output = self.stage_heads[index](features)
                 stage_logits.append(side_output)
             if self.config.outward_reference:
                 features, gradient_pred = self.outward_references[index](features)
-                if self.training:
+                if gradient_target is not None:
                     gradient_logits.append(gradient_pred)
                     gradient_labels.append(gradient_target * _resize(side_output, image.shape[-2:]))
+            stage_features.append(features)
             lateral = laterals[index]
             features = _resize(features, lateral.shape[-2:]) + self.lateral_blocks[index](lateral)
         features = self.blocks[3](self._with_inward_reference(3, features, image))
-        logits = self._full_resolution_head(features, image)
-        return logits, tuple(stage_logits), tuple(gradient_logits), tuple(gradient_labels)
+        stage_features.append(features)
+        logits = self._full_resolution_head(features, image) if hasattr(self, "head") else None
+        return ReconstructionOutput(
+            logits, tuple(stage_features), tuple(stage_logits), tuple(gradient_logits), tuple(gradient_labels)
+        )
 
     def _full_resolution_head(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Upsample the stride-4 features to the input size, [concatenate the inward reference], 1x1 conv to one
@@ -481,12 +545,13 @@ def image_gradient_target(pixel_values: torch.Tensor) -> torch.Tensor:
 
 
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+#: `from_pretrained` keyword arguments that set config fields (as transformers' own config loading applies them);
+#: `dtype` is a loading option there.
+_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(BiRefNetConfig)) - {"dtype"}
 
 
 def _original_layout_weights(name_or_path, kwargs) -> str | None:
     """Path of the weights if ``name_or_path`` holds a checkpoint in the authors' layout, else ``None``."""
-    import json
-
     from transformers.utils import cached_file
 
     if kwargs.get("config") is not None or not isinstance(name_or_path, (str, os.PathLike)):
@@ -504,10 +569,19 @@ def _original_layout_weights(name_or_path, kwargs) -> str | None:
             raise OSError(f"{config_file} is not a valid JSON file: {error}") from error
     if not isinstance(raw, dict):
         raise OSError(f"{config_file} does not hold a JSON object (it holds a {type(raw).__name__}).")
-    auto_model = (raw.get("auto_map") or {}).get("AutoModelForImageSegmentation", "")
-    if "model_type" in raw or not (auto_model.endswith(".BiRefNet") or raw.get("architectures") == ["BiRefNet"]):
+    if not is_original_config(raw):
         return None
     return cached_file(name_or_path, "model.safetensors", **hub_kwargs)
+
+
+def _copy_unaligned_cpu_tensors(model: nn.Module) -> None:
+    """Copy CPU parameters and buffers that sit unaligned in a memory-mapped ``.safetensors`` file into fresh
+    (64-byte aligned) memory. SIMD kernels may round the last bit differently on unaligned data; with this, an
+    authors' checkpoint loaded by ``from_pretrained`` computes exactly what the explicit converter's model does."""
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+                tensor.data = tensor.data.clone()
 
 
 class BiRefNetPreTrainedModel(PreTrainedModel):
@@ -517,6 +591,8 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["ReconstructionBlock"]
+    # the authors' checkpoints store Swin's relative-position index, which timm computes (a non-persistent buffer)
+    _keys_to_ignore_on_load_unexpected = [r"relative_position_index$"]
 
     def _init_weights(self, module: nn.Module) -> None:
         """The authors' initialisation: PyTorch's defaults for the decoder, zero offsets and modulation for the
@@ -535,6 +611,140 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
         elif isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
             module.reset_parameters()
 
+    def _mark_backbone(self, backbone: nn.Module) -> None:
+        """Mark ``backbone``'s modules for :meth:`_init_weights`. timm initialised the backbone (or loaded ImageNet
+        weights); only its computed buffers are left to ``_init_weights``. On the meta device (``from_pretrained``,
+        deferred init) nothing is initialised yet: ``_init_weights`` then initialises whatever the checkpoint does
+        not provide."""
+        built_on_device = not any(p.is_meta for p in backbone.parameters())
+        for module in backbone.modules():
+            module.is_backbone_module = True
+            if built_on_device and not hasattr(module, "_init_buffers"):
+                module._is_hf_initialized = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load a saved BiRefNet, or an authors' repository / folder (``config.json`` without ``model_type`` that
+        points ``auto_map`` at ``birefnet.BiRefNet``, plus ``model.safetensors``), which is converted on load; e.g.
+        ``BiRefNetForImageSegmentation.from_pretrained("ZhengPeng7/BiRefNet")``. Both go through transformers'
+        loading, so every option of [`~transformers.PreTrainedModel.from_pretrained`] works (``device_map``,
+        ``dtype``, ``revision``, ``subfolder``, ``output_loading_info``, ...). An authors' checkpoint loads in
+        float32 unless a ``dtype`` is given (their Hub weights are float16)."""
+        original_weights = _original_layout_weights(pretrained_model_name_or_path, kwargs)
+        if original_weights is None:
+            # The checkpoint holds the backbone: never fetch ImageNet weights for it while loading.
+            if isinstance(kwargs.get("config"), BiRefNetConfig):
+                kwargs["config"] = copy.deepcopy(kwargs["config"])
+                kwargs["config"].use_pretrained_backbone = False
+            elif kwargs.get("config") is None:
+                kwargs["use_pretrained_backbone"] = False
+        else:
+            kwargs = cls._original_layout_loading_kwargs(original_weights, kwargs)
+        from safetensors import SafetensorError
+
+        try:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except SafetensorError as error:  # truncated / corrupt weights: name the file
+            subfolder = kwargs.get("subfolder", "")
+            raise unreadable_weights_error(pretrained_model_name_or_path, error, subfolder) from error
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
+        if original_weights is not None:
+            # saved from here on in this package's layout: transformers would otherwise write back the authors' names
+            model._weight_conversions = None
+            _copy_unaligned_cpu_tensors(model)
+        if getattr(model.config, "freezes_backbone", False):  # loading materialises fresh (trainable) parameters
+            model.localization.backbone.requires_grad_(False)
+        return loaded
+
+    @staticmethod
+    def _original_layout_loading_kwargs(weights_file: str, kwargs: dict) -> dict:
+        """The ``from_pretrained`` arguments that load an authors' checkpoint through transformers: the config
+        read off the tensor shapes in the file's header (keyword arguments naming config fields applied to it), the
+        key mapping of :mod:`~birefnet_hf.conversion_mapping`, float32 unless a ``dtype`` is given. The checkpoint's
+        names and shapes are checked first, so a missing, unexpected or mis-shaped tensor is an error naming it."""
+        kwargs = dict(kwargs)
+        original, config = prepare_original_state_dict(original_state_dict_on_meta(weights_file))
+        for name in [name for name in kwargs if name in _CONFIG_FIELDS]:
+            setattr(config, name, kwargs.pop(name))
+        config.use_pretrained_backbone = False
+        convert_state_dict(original, config, build_on_meta_device(config).state_dict())
+        dtype = kwargs.pop("dtype", None)
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        dtype = dtype if dtype is not None else torch_dtype
+        kwargs["dtype"] = torch.float32 if dtype is None or dtype == "auto" else dtype
+        kwargs["key_mapping"] = {**original_key_mapping(config.backbone), **(kwargs.get("key_mapping") or {})}
+        kwargs["config"] = config
+        return kwargs
+
+    def _check_input(self, pixel_values: torch.Tensor) -> None:
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(
+                f"`pixel_values` must be a (batch, 3, height, width) tensor, got shape {tuple(pixel_values.shape)}."
+            )
+        height, width = pixel_values.shape[-2:]
+        if height % SIZE_DIVISOR or width % SIZE_DIVISOR or height == 0 or width == 0:
+            raise ValueError(
+                f"BiRefNet needs height and width that are multiples of {SIZE_DIVISOR}, got {height}x{width}; "
+                "resize the image first (BiRefNetImageProcessor does)."
+            )
+        minimum = self.minimum_input_size
+        if height < minimum or width < minimum:
+            raise ValueError(
+                f"BiRefNet with the {self.config.backbone} backbone needs inputs of at least {minimum}x{minimum}, "
+                f"got {height}x{width}."
+            )
+
+    @property
+    def minimum_input_size(self) -> int:
+        """Smallest side the model accepts: PVT-v2's first spatial-reduction conv (stride 8 on the stride-4 map) and
+        VGG-16's last max-pool (2x2 on the stride-16 map, no padding) need 32 px, doubled when the backbone also sees
+        the half-size image. Swin, ResNet-50 (padded stride-2 convolutions) and DINOv3 run at 32 px either way."""
+        spec = BACKBONE_SPECS[self.config.backbone]
+        if spec["family"] != "pvt_v2" and "stage_slices" not in spec:  # "stage_slices": the VGG-16 cuts
+            return SIZE_DIVISOR
+        return SIZE_DIVISOR * (2 if self.config.multi_scale_input != "none" else 1)
+
+
+class BiRefNetModel(BiRefNetPreTrainedModel):
+    """The bare BiRefNet: the localization module and the reconstruction module with the bilateral reference,
+    returning their features ([`BiRefNetModelOutput`]) without the full-resolution head. Its parameters are named as
+    in [`BiRefNetForImageSegmentation`], so ``AutoModel.from_pretrained`` of a segmentation checkpoint loads every
+    weight but the task's heads (the full-resolution head with its inward reference, the side-output heads and the
+    auxiliary classifier)."""
+
+    _keys_to_ignore_on_load_unexpected = [
+        r"relative_position_index$",
+        r"^reconstruction\.head\.",
+        r"^reconstruction\.stage_heads\.",
+        r"^reconstruction\.inward_references\.4\.",
+        r"^localization\.classifier\.",
+    ]
+
+    def __init__(self, config: BiRefNetConfig):
+        super().__init__(config)
+        self.localization = LocalizationModule(config, with_classifier=False)
+        self.reconstruction = ReconstructionModule(config, with_heads=False)
+        self._mark_backbone(self.localization.backbone)
+        self.post_init()
+
+    def forward(
+        self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs
+    ) -> BiRefNetModelOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
+            Normalised images (see [`BiRefNetImageProcessor`]); height and width must be multiples of 32.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        self._check_input(pixel_values)
+        levels, encoder_levels, _ = self.localization(pixel_values)
+        decoded = self.reconstruction(pixel_values, levels)
+        output = BiRefNetModelOutput(
+            last_hidden_state=decoded.stage_features[-1],
+            encoder_hidden_states=tuple(encoder_levels),
+            decoder_hidden_states=decoded.stage_features,
+        )
+        return output if return_dict else output.to_tuple()
+
 
 class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
     """BiRefNet for dichotomous image segmentation: one foreground logit per pixel at the input resolution."""
@@ -544,52 +754,8 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
         self.localization = LocalizationModule(config)
         self.reconstruction = ReconstructionModule(config)
         self.criterion = BiRefNetLoss(config)
-        built_on_device = not any(p.is_meta for p in self.localization.backbone.parameters())
-        for module in self.localization.backbone.modules():
-            module.is_backbone_module = True
-            # timm initialised the backbone (or loaded ImageNet weights); only its computed buffers are left to
-            # `_init_weights`. On the meta device (`from_pretrained`, deferred init) nothing is initialised yet:
-            # `_init_weights` then initialises whatever the checkpoint does not provide
-            if built_on_device and not hasattr(module, "_init_buffers"):
-                module._is_hf_initialized = True
+        self._mark_backbone(self.localization.backbone)
         self.post_init()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """Load a saved BiRefNet, or an authors' repository / folder (``config.json`` without ``model_type`` that
-        points ``auto_map`` at ``birefnet.BiRefNet``, plus ``model.safetensors``), which is converted on load; e.g.
-        ``BiRefNetForImageSegmentation.from_pretrained("ZhengPeng7/BiRefNet")``. Otherwise see
-        [`~transformers.PreTrainedModel.from_pretrained`]."""
-        original_weights = _original_layout_weights(pretrained_model_name_or_path, kwargs)
-        if original_weights is None:
-            # The checkpoint holds the backbone: never fetch ImageNet weights for it while loading.
-            if isinstance(kwargs.get("config"), BiRefNetConfig):
-                kwargs["config"] = copy.deepcopy(kwargs["config"])
-                kwargs["config"].use_pretrained_backbone = False
-            elif kwargs.get("config") is None:
-                kwargs["use_pretrained_backbone"] = False
-            from safetensors import SafetensorError
-
-            try:
-                model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-            except SafetensorError as error:  # truncated / corrupt weights: name the file
-                from .convert_birefnet_original_to_hf import unreadable_weights_error
-
-                subfolder = kwargs.get("subfolder", "")
-                raise unreadable_weights_error(pretrained_model_name_or_path, error, subfolder) from error
-            if getattr(model.config, "freezes_backbone", False):  # loading materialises fresh (trainable) parameters
-                model.localization.backbone.requires_grad_(False)
-            return model
-        from .convert_birefnet_original_to_hf import convert_checkpoint, load_original_state_dict
-
-        model = convert_checkpoint(load_original_state_dict(original_weights))
-        model.config.name_or_path = str(pretrained_model_name_or_path)
-        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
-        if isinstance(dtype, str) and dtype != "auto":
-            dtype = getattr(torch, dtype)
-        if isinstance(dtype, torch.dtype):
-            model = model.to(dtype)
-        return model
 
     def forward(
         self,
@@ -624,53 +790,37 @@ class BiRefNetForImageSegmentation(BiRefNetPreTrainedModel):
         gradient_target = None
         if self.training and self.config.outward_reference:
             gradient_target = image_gradient_target(pixel_values)
-        logits, stage_logits, gradient_logits, gradient_labels = self.reconstruction(
-            pixel_values, levels, gradient_target
-        )
+        decoded = self.reconstruction(pixel_values, levels, gradient_target)
 
         output = BiRefNetImageSegmentationOutput(
-            logits=logits,
-            stage_logits=stage_logits or None,
-            gradient_logits=gradient_logits or None,
-            gradient_labels=gradient_labels or None,
+            logits=decoded.logits,
+            stage_logits=decoded.stage_logits or None,
+            gradient_logits=decoded.gradient_logits or None,
+            gradient_labels=decoded.gradient_labels or None,
             class_logits=class_logits,
             hidden_states=tuple(encoder_levels) if output_hidden_states else None,
         )
         if labels is not None:
-            output.loss, output.loss_terms = self.criterion(output, labels.to(logits.dtype), class_labels)
+            output.loss, output.loss_terms = self.criterion(output, labels.to(decoded.logits.dtype), class_labels)
         return output if return_dict else output.to_tuple()
 
-    def _check_input(self, pixel_values: torch.Tensor) -> None:
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
-            raise ValueError(
-                f"`pixel_values` must be a (batch, 3, height, width) tensor, got shape {tuple(pixel_values.shape)}."
-            )
-        height, width = pixel_values.shape[-2:]
-        if height % SIZE_DIVISOR or width % SIZE_DIVISOR or height == 0 or width == 0:
-            raise ValueError(
-                f"BiRefNet needs height and width that are multiples of {SIZE_DIVISOR}, got {height}x{width}; "
-                "resize the image first (BiRefNetImageProcessor does)."
-            )
-        minimum = self.minimum_input_size
-        if height < minimum or width < minimum:
-            raise ValueError(
-                f"BiRefNet with the {self.config.backbone} backbone needs inputs of at least {minimum}x{minimum}, "
-                f"got {height}x{width}."
-            )
 
-    @property
-    def minimum_input_size(self) -> int:
-        """Smallest side the model accepts: PVT-v2's first spatial-reduction conv (stride 8 on the stride-4 map) and
-        VGG-16's last max-pool (2x2 on the stride-16 map, no padding) need 32 px, doubled when the backbone also sees
-        the half-size image. Swin, ResNet-50 (padded stride-2 convolutions) and DINOv3 run at 32 px either way."""
-        spec = BACKBONE_SPECS[self.config.backbone]
-        if spec["family"] != "pvt_v2" and "stage_slices" not in spec:  # "stage_slices": the VGG-16 cuts
-            return SIZE_DIVISOR
-        return SIZE_DIVISOR * (2 if self.config.multi_scale_input != "none" else 1)
+def build_on_meta_device(
+    config: BiRefNetConfig, model_class: type[BiRefNetPreTrainedModel] = BiRefNetForImageSegmentation
+) -> BiRefNetPreTrainedModel:
+    """``model_class(config)`` with every parameter and buffer on the meta device, in eval mode: the names, shapes
+    and dtypes of its state dict without allocating memory (even ``dino_v3_7b`` builds in a moment). The one place
+    the package builds such a model: to check a checkpoint against the architecture, count parameters and plan a
+    publication."""
+    with torch.device("meta"):
+        return model_class(config).eval()
 
 
 __all__ = [
-    "BiRefNetPreTrainedModel",
     "BiRefNetForImageSegmentation",
     "BiRefNetImageSegmentationOutput",
+    "BiRefNetModel",
+    "BiRefNetModelOutput",
+    "BiRefNetPreTrainedModel",
+    "build_on_meta_device",
 ]

@@ -198,3 +198,97 @@ def test_from_pretrained_converts_a_folder_in_the_authors_hub_layout(tmp_path, p
         assert torch.equal(model(x).logits, expected)
     half = BiRefNetForImageSegmentation.from_pretrained(repo, dtype=torch.bfloat16)
     assert half.reconstruction.head.weight.dtype == torch.bfloat16
+
+
+# ------------------------------------------------------------------------------ the mapping module (issue 17)
+def test_conversion_mapping_imports_neither_the_model_nor_the_converter(tmp_path):
+    """The import graph has no cycle: the mapping module needs only the configuration, the model needs the mapping
+    and never the converter. Checked in a fresh process, with the package's own ``__init__`` left out (it imports
+    everything), and in the sources, for imports inside functions too."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import birefnet_hf
+
+    package = Path(birefnet_hf.__file__).parent
+    script = (
+        "import sys, types\n"
+        "package = types.ModuleType('birefnet_hf')\n"
+        f"package.__path__ = [{str(package)!r}]\n"
+        "sys.modules['birefnet_hf'] = package\n"
+        "import birefnet_hf.conversion_mapping\n"
+        "after_mapping = sorted(m for m in sys.modules if m.startswith('birefnet_hf.'))\n"
+        "import birefnet_hf.modeling_birefnet\n"
+        "after_model = sorted(m for m in sys.modules if m.startswith('birefnet_hf.'))\n"
+        "print(after_mapping)\n"
+        "print(after_model)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after_mapping, after_model = (line.strip() for line in result.stdout.strip().splitlines()[-2:])
+    assert after_mapping == "['birefnet_hf.configuration_birefnet', 'birefnet_hf.conversion_mapping']"
+    assert "birefnet_hf.modeling_birefnet" in after_model and "convert_birefnet" not in after_model
+
+    def imported_modules(path: Path) -> set[str]:
+        modules = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules.add("." * node.level + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+        return modules
+
+    assert not any("convert_birefnet" in m for m in imported_modules(package / "modeling_birefnet.py"))
+    ours = {m for m in imported_modules(package / "conversion_mapping.py") if m.startswith(".")}
+    assert ours == {".configuration_birefnet", ".backbones_dinov3", ".backbones_torchvision"}
+    for helper in (".backbones_dinov3", ".backbones_torchvision"):  # the backbone-spec helpers it reads
+        assert not any("modeling" in m or "convert" in m for m in imported_modules(package / f"{helper[1:]}.py"))
+
+
+@pytest.mark.parametrize("backbone", sorted(path.stem for path in (FIXTURES / "keys").glob("*.json")))
+def test_transformers_applies_the_key_mapping_like_the_converter(backbone):
+    """``original_key_mapping`` is what ``from_pretrained`` hands to transformers (``key_mapping``): transformers'
+    own renaming gives every key of the authors' manifest the converter's name, also under DDP / compile
+    prefixes."""
+    from transformers.core_model_loading import WeightRenaming, apply_renamings
+
+    from birefnet_hf.conversion_mapping import original_key_mapping, rename_original_key
+
+    renamings = [WeightRenaming(pattern, target) for pattern, target in original_key_mapping(backbone).items()]
+    renamed = 0
+    for key, _, _ in official_manifest(backbone):
+        ours = rename_original_key(key, backbone)
+        if ours is None:  # a buffer the model computes
+            continue
+        assert ours.startswith(("localization.", "reconstruction."))
+        assert apply_renamings(key, renamings) == ours, key
+        assert apply_renamings(f"module._orig_mod.{key}", renamings) == ours, key
+        renamed += 1
+    assert renamed > 100
+    with pytest.raises(KeyError, match="decoder.mystery.weight"):
+        rename_original_key("decoder.mystery.weight", backbone)
+
+
+def test_old_import_paths_still_work():
+    from birefnet_hf import conversion_mapping, convert_birefnet_original_to_hf, families
+
+    for name in ("convert_state_dict", "infer_backbone", "infer_config_from_state_dict", "load_original_state_dict",
+                 "rename_original_key", "strip_wrapper_prefixes", "unreadable_weights_error"):
+        assert getattr(convert_birefnet_original_to_hf, name) is getattr(conversion_mapping, name)
+    assert families.refuse_pre_2024_layout is conversion_mapping.refuse_pre_2024_layout
+
+
+def test_header_shapes_give_the_same_config_without_reading_tensors(tmp_path, pvt_state_dict):
+    from birefnet_hf.conversion_mapping import original_state_dict_on_meta
+
+    path = tmp_path / "model.safetensors"
+    save_file({f"module.{k}": v.contiguous() for k, v in pvt_state_dict.items()}, str(path))
+    on_meta = original_state_dict_on_meta(path)
+    assert set(on_meta) == set(pvt_state_dict) and all(t.is_meta for t in on_meta.values())
+    assert infer_config_from_state_dict(on_meta).to_dict() == infer_config_from_state_dict(pvt_state_dict).to_dict()
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(OSError, match="truncated or corrupt") as excinfo:
+        original_state_dict_on_meta(path)
+    assert str(path) in str(excinfo.value)

@@ -341,3 +341,162 @@ def test_weights_missing_from_a_checkpoint_are_initialised_and_named(tmp_path, b
         assert torch.isfinite(value).all() and value.abs().max() < 10, name
         if value.dim() > 1 and value.numel() > 64 and "offset_conv" not in name and "modulator_conv" not in name:
             assert value.std() > 0, name  # (deformable offsets and modulation start at zero by design)
+
+
+# ------------------------------------------------- the authors' layout through transformers' loading (issue 17)
+@pytest.fixture(scope="module")
+def authors_folder(tmp_path_factory):
+    """A folder standing in for an authors' Hub repository (their config.json, their key names, the parity recipe's
+    pvt_v2_b0 weights) and the logits of the explicit converter's model on one input."""
+    from safetensors.torch import save_file
+
+    from birefnet_hf.convert_birefnet_original_to_hf import convert_checkpoint
+    from parity_recipe import official_state_dict
+    from test_families import AUTHORS_CONFIG
+
+    state_dict = official_state_dict("pvt_v2_b0")
+    folder = tmp_path_factory.mktemp("authors") / "ZhengPeng7--BiRefNet_lite"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(AUTHORS_CONFIG))
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(folder / "model.safetensors"))
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = convert_checkpoint(state_dict)(x).logits
+    return folder, x, expected
+
+
+def test_authors_layout_loads_with_device_map_and_loading_info(authors_folder):
+    folder, x, expected = authors_folder
+    model, info = BiRefNetForImageSegmentation.from_pretrained(folder, device_map="cpu", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert not info["error_msgs"]
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert not model.training and model.config.backbone == "pvt_v2_b0" and model.config.name_or_path == str(folder)
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, expected)  # the explicit converter's model, to the bit
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16"])
+def test_authors_layout_loads_in_the_requested_dtype(authors_folder, dtype):
+    folder, x, expected = authors_folder
+    model = BiRefNetForImageSegmentation.from_pretrained(folder, dtype=dtype)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    with torch.no_grad():
+        half = torch.sigmoid(model(x.bfloat16()).logits.float())
+    assert (half - torch.sigmoid(expected)).abs().max() < 0.05
+
+
+def test_authors_layout_in_a_subfolder_with_config_fields(authors_folder, tmp_path):
+    import shutil
+
+    folder, x, expected = authors_folder
+    shutil.copytree(folder, tmp_path / "repo" / "weights")
+    model = BiRefNetForImageSegmentation.from_pretrained(tmp_path / "repo", subfolder="weights", output_hidden_states=True)
+    assert model.config.output_hidden_states
+    with torch.no_grad():
+        out = model(x)
+    assert torch.equal(out.logits, expected) and len(out.hidden_states) == 4
+
+
+def test_authors_layout_saved_again_is_in_this_packages_layout(authors_folder, tmp_path):
+    """transformers writes back the names a key mapping loaded; a converted model must be saved under ours."""
+    from safetensors import safe_open
+
+    folder, x, expected = authors_folder
+    BiRefNetForImageSegmentation.from_pretrained(folder).save_pretrained(tmp_path / "converted")
+    with safe_open(str(tmp_path / "converted" / "model.safetensors"), framework="pt") as handle:
+        keys = set(handle.keys())
+    assert keys == set(BiRefNetForImageSegmentation(BiRefNetConfig(backbone="pvt_v2_b0")).state_dict())
+    assert json.loads((tmp_path / "converted" / "config.json").read_text())["model_type"] == "birefnet"
+    reloaded = birefnet_hf.AutoModelForImageSegmentation.from_pretrained(tmp_path / "converted")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x).logits, expected, rtol=0, atol=1e-6)  # mmap-aligned rounding
+
+
+def test_authors_layout_errors_name_the_key_and_the_file(authors_folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder, _, _ = authors_folder
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((folder / "config.json").read_text())
+    state = load_file(folder / "model.safetensors")
+    state["decoder.lateral_block4.conv.bias"] = torch.zeros(3)
+    save_file(state, str(broken / "model.safetensors"))
+    with pytest.raises(ValueError, match="shape mismatches.*decoder.lateral_block4.conv.bias"):
+        BiRefNetForImageSegmentation.from_pretrained(broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(OSError, match="truncated or corrupt") as excinfo:
+        BiRefNetForImageSegmentation.from_pretrained(broken)
+    assert str(weights) in str(excinfo.value)
+
+
+# ---------------------------------------------------------------------------- the base model (issue 17)
+def test_base_model_returns_the_encoder_levels_and_decoder_features(tiny_model_dir):
+    from birefnet_hf import BiRefNetModel
+
+    segmentation = BiRefNetForImageSegmentation.from_pretrained(tiny_model_dir).eval()
+    base = BiRefNetModel.from_pretrained(tiny_model_dir).eval()
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        out = base(x)
+        reference = segmentation(x, output_hidden_states=True)
+    config = base.config
+    levels = [(64 // s, 96 // s) for s in (4, 8, 16, 32)]
+    assert [tuple(h.shape) for h in out.encoder_hidden_states] == [
+        (2, 2 * c, *size) for c, size in zip(config.backbone_channels, levels)  # "cat": the half-size image's too
+    ]
+    assert config.encoder_channels == tuple(2 * c for c in config.backbone_channels)
+    c1, c2, c3, _ = config.decoder_channels
+    assert [tuple(h.shape) for h in out.decoder_hidden_states] == [
+        (2, c3, 2, 3), (2, c2, 4, 6), (2, c1, 8, 12), (2, c1 // 2, 16, 24)
+    ]
+    assert out.last_hidden_state is out.decoder_hidden_states[-1]
+    for ours, theirs in zip(out.encoder_hidden_states, reference.hidden_states):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    # the segmentation model is the base model plus its full-resolution head
+    with torch.no_grad():
+        logits = segmentation.reconstruction._full_resolution_head(out.last_hidden_state, x)
+    torch.testing.assert_close(logits, reference.logits, rtol=0, atol=0)
+    as_tuple = base(x, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3
+    with pytest.raises(ValueError, match="multiples of 32"):
+        base(torch.randn(1, 3, 65, 64))
+
+
+def test_auto_model_loads_the_base_model_from_a_segmentation_checkpoint(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from birefnet_hf import BiRefNetModel
+
+    base, info = AutoModel.from_pretrained(tiny_model_dir, output_loading_info=True)
+    assert type(base) is BiRefNetModel
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    saved = load_file(tiny_model_dir / "model.safetensors")
+    ours = base.state_dict()
+    left_out = set(saved) - set(ours)  # the task's heads, nothing else
+    assert left_out and all(k.startswith(("reconstruction.head.", "reconstruction.stage_heads.",
+                                          "reconstruction.inward_references.4.")) for k in left_out)
+    assert set(ours) <= set(saved)
+    for key, value in ours.items():
+        assert torch.equal(value, saved[key]), key
+    # and back: the base model's checkpoint is a segmentation model without its heads
+    base.save_pretrained(tmp_path / "base")
+    assert set(load_file(tmp_path / "base" / "model.safetensors")) == set(ours)
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["architectures"] == ["BiRefNetModel"]
+
+
+def test_meta_device_helper_builds_the_architecture_without_memory(tiny_config):
+    from birefnet_hf import BiRefNetModel
+    from birefnet_hf.modeling_birefnet import build_on_meta_device
+
+    meta = build_on_meta_device(tiny_config)
+    assert isinstance(meta, BiRefNetForImageSegmentation) and not meta.training
+    assert all(t.is_meta for t in meta.state_dict().values())
+    torch.manual_seed(0)
+    real = BiRefNetForImageSegmentation(tiny_config).state_dict()
+    assert {k: tuple(v.shape) for k, v in meta.state_dict().items()} == {k: tuple(v.shape) for k, v in real.items()}
+    assert isinstance(build_on_meta_device(tiny_config, BiRefNetModel), BiRefNetModel)

@@ -54,10 +54,9 @@ CLASSIFIER_PREFIX = "localization.classifier."
 
 
 def _meta_state_shapes(config: BiRefNetConfig) -> dict[str, tuple[int, ...]]:
-    from ..modeling_birefnet import BiRefNetForImageSegmentation
+    from ..modeling_birefnet import build_on_meta_device
 
-    with torch.device("meta"):
-        model = BiRefNetForImageSegmentation(config)
+    model = build_on_meta_device(config)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
@@ -227,10 +226,9 @@ def validate_weights(plan: SizePlan, config: BiRefNetConfig) -> None:
             found = {key: shape for key, shape in found.items() if not key.startswith(CLASSIFIER_PREFIX)}
         _compare_tensors(found, expected, where, plan.size)
     else:
-        from ..modeling_birefnet import BiRefNetForImageSegmentation
+        from ..modeling_birefnet import build_on_meta_device
 
-        with torch.device("meta"):
-            meta_state = BiRefNetForImageSegmentation(config).state_dict()
+        meta_state = build_on_meta_device(config).state_dict()
         _convert_authors_checkpoint(Path(source.path), config, meta_state, where)
 
 
