@@ -320,3 +320,20 @@ def test_publish_adds_onnx_subfolder(tmp_path):
             probabilities = torch.sigmoid(torch.from_numpy(result)) - torch.sigmoid(torch.from_numpy(expected))
             assert probabilities.abs().max() <= FP16_PROBABILITY_TOLERANCE
         assert read_metadata(folder / "onnx" / name)["native_size"] == [SIDE, SIDE]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet50", "dino_v3_s"])
+def test_other_backbone_families_export_with_dynamic_axes(backbone, tmp_path):
+    """The torchvision (VGG, ResNet) and DINOv3 families export too: standard operators, parity for batch 1 and 2
+    and a second size from the one file."""
+    folder, model = _model_dir(tmp_path / "model", backbone, SIDE)
+    output = tmp_path / "model.onnx"
+    report = export_onnx(folder, output)
+    assert report.dynamic_batch and report.dynamic_size
+    assert [case.passed for case in report.cases] == [True, True, True]
+    assert {node.domain for node in onnx.load(str(output)).graph.node} <= STANDARD_DOMAINS
+    assert read_metadata(output)["backbone"] == backbone
+    pixel_values = torch.randn(2, 3, SIDE + 32, SIDE, generator=torch.Generator().manual_seed(5))
+    result = _session(output).run(None, {"pixel_values": pixel_values.numpy()})[0]
+    assert np.abs(result - _logits(model, pixel_values).numpy()).max() <= FP32_LOGIT_TOLERANCE
