@@ -136,6 +136,8 @@ def test_parse_args_rejects_bad_values(synthetic_root, tmp_path, capsys):
         (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit"),
         (["--dataloader_num_workers", "-1"], "--dataloader_num_workers"),
         (["--resume_from_checkpoint", str(tmp_path / "nowhere")], "no training_state.json"),
+        # region-level fine-tuning is the IoU loss alone; the matting loss has none: nothing would train
+        (["--task", "matting", "--finetune_last_epochs", "2"], "does not apply to --task matting"),
     ):
         with pytest.raises(SystemExit):
             train.parse_args(base + bad)

@@ -103,6 +103,12 @@ def _check_optimisation(args: argparse.Namespace) -> None:
             _fail(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
     if args.metric_for_best_model in MATTING_METRIC_NAMES and args.task != "matting":
         _fail(f"--metric_for_best_model {args.metric_for_best_model} is a matting error: add --task matting")
+    if args.task == "matting" and args.finetune_last_epochs > 0:
+        # region-level fine-tuning keeps the IoU term alone, and the matting loss has no IoU term: nothing would train
+        _fail(
+            f"--finetune_last_epochs {args.finetune_last_epochs} (region-level fine-tuning: the IoU loss alone) does not "
+            "apply to --task matting, whose loss has no IoU term; leave --finetune_last_epochs at 0"
+        )
     if not (math.isfinite(args.early_stopping_threshold) and args.early_stopping_threshold >= 0):
         _fail(f"--early_stopping_threshold must be >= 0, got {args.early_stopping_threshold}")
 
