@@ -29,6 +29,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .background_removal import (
+    _DTYPES,
+    OUTPUT_FORMATS,
+    load_model_and_processor,
+    remove_background,
+    write_image_atomically,
+)
+from .command_args import parse_resolution, positive_int
 from .cutout_options import CutoutSettings, MatteOptions, add_cutout_arguments, cutout_settings_from_args
 
 logger = logging.get_logger(__name__)
@@ -191,8 +199,6 @@ def segment_dataset(
     Returns:
         (files written, failures as (row name, reason)) over all processes.
     """
-    from .segment import load_model_and_processor, remove_background, write_image_atomically
-
     cutout = cutout or CutoutSettings(MatteOptions())
 
     shard = shard or ProcessShard.from_environment()
@@ -241,8 +247,6 @@ def segment_dataset(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .segment import _DTYPES, OUTPUT_FORMATS, _parse_resolution, _positive_int
-
     parser = argparse.ArgumentParser(
         prog="birefnet-hf segment-dataset",
         description=(
@@ -264,14 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", "-f", choices=OUTPUT_FORMATS, default="rgba", help="as in birefnet-hf segment"
     )
-    parser.add_argument("--batch-size", "-b", type=_positive_int, default=1, help="images per forward pass")
+    parser.add_argument("--batch-size", "-b", type=positive_int, default=1, help="images per forward pass")
     parser.add_argument(
         "--device", default=None, help="default: cuda:<local rank> if GPUs are visible, else cpu"
     )
     parser.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="model precision")
-    parser.add_argument(
-        "--resolution", type=_parse_resolution, default=None, help="model input size N or HxW"
-    )
+    parser.add_argument("--resolution", type=parse_resolution, default=None, help="model input size N or HxW")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_cutout_arguments(parser)  # as in birefnet-hf segment
     return parser
@@ -279,8 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`birefnet-hf segment-dataset`: 0 when every row was written, 1 when any failed, 2 on usage errors."""
-    from .segment import load_model_and_processor
-
     args = build_parser().parse_args(argv)
     try:
         cutout = cutout_settings_from_args(args)

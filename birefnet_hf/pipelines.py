@@ -21,6 +21,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import cutout as cutout_ops
 from .cpu_budget import apply_cpu_budget
+from .cutout_options import MatteOptions, apply_matte_options
 from .image_processing_birefnet import to_rgb_image
 from .prediction import forward_logits, logits_to_mattes, preprocess_images
 
@@ -66,7 +67,7 @@ class BackgroundRemovalPipeline(Pipeline):
 
     Call arguments (also accepted when the pipeline is built): `refine_foreground` (default True), `max_side`
     (downscale inputs so their longest side is at most N), matte post-processing `threshold`, `dilate`, `erode`,
-    `feather` (pixels) and `alpha_matting` (pymatting), applied in the order of `segment.MatteOptions`, and
+    `feather` (pixels) and `alpha_matting` (pymatting), applied in the order of `cutout_options.MatteOptions`, and
     `background` ("white", "#RRGGBB", "blur", an (r, g, b) tuple, an image file or a PIL image).
 
     Batching (`batch_size=N`) needs images resized to one size (the processor's default fixed size).
@@ -101,11 +102,7 @@ class BackgroundRemovalPipeline(Pipeline):
             if int(max_side) != max_side or max_side < 1:
                 raise ValueError(f"max_side must be a positive integer, got {max_side}.")
             preprocess_params["max_side"] = int(max_side)
-        if threshold is not None and not 0.0 <= threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold}.")
-        for name, value in (("dilate", dilate), ("erode", erode), ("feather", feather)):
-            if value is not None and (int(value) != value or value < 0):
-                raise ValueError(f"{name} must be a non-negative number of pixels, got {value}.")
+        MatteOptions(threshold, dilate or 0, erode or 0, feather or 0)  # checks the values (ValueError)
         if isinstance(background, str):
             background = cutout_ops.parse_background(background)
         if isinstance(background, os.PathLike):
@@ -135,7 +132,9 @@ class BackgroundRemovalPipeline(Pipeline):
             inputs = list(inputs)
         if isinstance(inputs, (list, tuple)) and not inputs:
             # still refuse unknown arguments (the batching ones are the base class's)
-            self._sanitize_parameters(**{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
+            self._sanitize_parameters(
+                **{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")}
+            )
             return []  # transformers' batching would index the first item
         return super().__call__(inputs, **kwargs)
 
@@ -164,16 +163,16 @@ class BackgroundRemovalPipeline(Pipeline):
         alpha_matting: bool = False,
         background: Any = None,
     ) -> dict[str, PIL.Image.Image]:
-        matte = logits_to_mattes(self.image_processor, model_outputs["logits"], model_outputs["target_size"])[0]
+        logits, sizes = model_outputs["logits"], model_outputs["target_size"]
+        matte = logits_to_mattes(self.image_processor, logits, sizes)[0]
         image = model_outputs["image"][0]
-        if threshold is not None or dilate or erode:
-            matte = cutout_ops.postprocess_matte(matte, threshold=threshold, dilate=dilate, erode=erode)
-        if alpha_matting:
-            matte = cutout_ops.refine_alpha_matting(image, matte)
-        if feather:
-            matte = cutout_ops.postprocess_matte(matte, feather=feather)
+        options = MatteOptions(threshold, dilate, erode, feather, alpha_matting)
+        matte = np.asarray(apply_matte_options(image, PIL.Image.fromarray(matte, mode="L"), options))
         rgba = cutout_ops.cutout_rgba(image, matte, refine_foreground=refine_foreground)
-        result = {"matte": PIL.Image.fromarray(matte, mode="L"), "cutout": PIL.Image.fromarray(rgba, mode="RGBA")}
+        result = {
+            "matte": PIL.Image.fromarray(matte, mode="L"),
+            "cutout": PIL.Image.fromarray(rgba, mode="RGBA"),
+        }
         if background is not None:
             if isinstance(background, str) and background == "blur":
                 background = cutout_ops.blurred_background(image)

@@ -14,7 +14,6 @@ importable from here too (`from birefnet_hf.segment import remove_background` ke
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,8 @@ from .background_removal import (
 )
 from .bulk import ProcessShard
 from .cli import interrupted_exit_code, sigterm_as_interrupt
+from .command_args import parse_resolution as _parse_resolution
+from .command_args import positive_int as _positive_int
 from .cutout_options import CutoutSettings as _CutoutSettings
 from .cutout_options import MatteOptions, add_cutout_arguments, cutout_settings_from_args
 from .image_processing_birefnet import to_rgb_image
@@ -76,24 +77,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "EXISTING_POLICIES",
 ]
-
-
-def _parse_resolution(text: str) -> dict:
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected N or HEIGHTxWIDTH (multiples of 32), got {text!r}")
-    height = int(match.group(1))
-    width = int(match.group(2) or height)
-    if height % 32 or width % 32 or height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"resolution sides must be positive multiples of 32, got {text!r}")
-    return {"height": height, "width": width}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
