@@ -599,7 +599,7 @@ def export_onnx(
         ValueError: bad arguments, or a non-standard operator in the graph.
     """
     onnx, _ = _import_onnx()
-    from .segment import load_model_and_processor
+    from .background_removal import load_model_and_processor
 
     torch_dtype = _resolve_dtype(dtype)
     output = Path(output)
