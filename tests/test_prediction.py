@@ -4,8 +4,7 @@ the segment API and command, examples/evaluate_dis.py and examples/run_demo.py a
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
+import runpy
 from pathlib import Path
 
 import datasets
@@ -23,11 +22,9 @@ from birefnet_hf.prediction import model_device_and_dtype, predict_mattes, quant
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"prediction_test_{name}", REPO_ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_example(name: str) -> dict:
+    """The globals of examples/<name>.py, run as a module (not as __main__)."""
+    return runpy.run_path(str(REPO_ROOT / "examples" / f"{name}.py"), run_name=f"prediction_test_{name}")
 
 
 # ----------------------------------------------------------------------------------------------- the rule
@@ -71,12 +68,10 @@ def test_chunked_resize_quantises_with_the_rule():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny random pvt_v2_b0 model with a 64x64 processor (the PIL backend, which every driver then uses)."""
-    folder = tmp_path_factory.mktemp("tiny_birefnet_prediction")
-    shutil.copytree(tiny_model_dir, folder, dirs_exist_ok=True)
-    BiRefNetImageProcessorPil(size={"height": 64, "width": 64}).save_pretrained(folder)
-    return folder
+def model_dir(tiny_model_dir_64):
+    """The tiny random pvt_v2_b0 model with a 64x64 processor (conftest); every driver below runs the PIL backend
+    (the segment command loads it with `backend="pil"`, the others are given it)."""
+    return tiny_model_dir_64
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +102,7 @@ def test_the_four_drivers_give_identical_mattes(model_dir, photo, tmp_path, caps
     """The background-removal pipeline, remove_background, `birefnet-hf segment`, examples/evaluate_dis.py and
     examples/run_demo.py write the same 8-bit matte for one model and one photo: the truncated float matte."""
     model = BiRefNetForImageSegmentation.from_pretrained(model_dir).eval()
-    processor = BiRefNetImageProcessorPil.from_pretrained(model_dir)
+    processor = BiRefNetImageProcessorPil(size={"height": 64, "width": 64})
     with torch.inference_mode():
         logits = model(**processor(photo, return_tensors="pt")).logits
     soft = processor.post_process_alpha(logits, [(45, 70)])[0]
@@ -127,14 +122,16 @@ def test_the_four_drivers_give_identical_mattes(model_dir, photo, tmp_path, caps
     mattes["segment"] = np.asarray(PIL.Image.open(tmp_path / "out" / "photo.png"))
 
     evaluate_dis = load_example("evaluate_dis")
-    predictor = evaluate_dis.ModelPredictor(str(model_dir), 64, "cpu", "float32", "pil")
+    predictor = evaluate_dis["ModelPredictor"](str(model_dir), 64, "cpu", "float32", "pil")
     mattes["evaluate_dis"] = predictor.predict([photos / "photo.png"], [(45, 70)])[0]
 
     run_demo = load_example("run_demo")
     mask = PIL.Image.fromarray((expected > 127).astype(np.uint8) * 255)
-    dataset = datasets.Dataset.from_dict({"image": [photo], "mask": [mask]}).cast_column("image", datasets.Image())
+    dataset = datasets.Dataset.from_dict({"image": [photo], "mask": [mask]}).cast_column(
+        "image", datasets.Image()
+    )
     dataset = dataset.cast_column("mask", datasets.Image())
-    _, kept = run_demo.predict_and_score(model, processor, dataset, 1, {0}, torch.device("cpu"))
+    _, kept = run_demo["predict_and_score"](model, processor, dataset, 1, {0}, torch.device("cpu"))
     mattes["run_demo"] = kept[0]
 
     for name, matte in mattes.items():
