@@ -5,7 +5,7 @@
 from the safetensors headers of a training folder or from the converted authors' checkpoint, with the model built on
 the ``meta`` device, so a wrong file is refused without loading a real model. :func:`load_model` (phase 2) builds
 the model and loads the weights strictly. Authors' checkpoints (a ``.pth`` / ``.safetensors`` file, or a local
-folder in the authors' Hub layout) are converted with :mod:`birefnet_hf.convert_birefnet_original_to_hf`.
+folder in the authors' Hub layout) are converted with :mod:`birefnet_hf.conversion_mapping`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from transformers.utils import logging
 
 from ..configuration_birefnet import BiRefNetConfig
+from ..conversion_mapping import is_original_config
 from .plan import PublishError, SizePlan
 
 logger = logging.get_logger(__name__)
@@ -170,8 +171,7 @@ def authors_checkpoint_file(path: str | os.PathLike, where: str) -> Path:
         raise PublishError(f"{where}: {config_path} is not a JSON file: {error}") from error
     if not isinstance(raw, dict):
         raise PublishError(f"{where}: {config_path} does not hold a JSON object.")
-    auto_model = (raw.get("auto_map") or {}).get("AutoModelForImageSegmentation", "")
-    if "model_type" in raw or not (auto_model.endswith(".BiRefNet") or raw.get("architectures") == ["BiRefNet"]):
+    if not is_original_config(raw):
         raise PublishError(
             f"{where}: {config_path} is not an authors' BiRefNet config (it has model_type "
             f"{raw.get('model_type')!r}; the authors' config has none and points auto_map at birefnet.BiRefNet). "
@@ -183,8 +183,7 @@ def authors_checkpoint_file(path: str | os.PathLike, where: str) -> Path:
 def _convert_authors_checkpoint(
     path: Path, config: BiRefNetConfig, expected, where: str
 ) -> dict[str, torch.Tensor]:
-    from ..convert_birefnet_original_to_hf import convert_state_dict, infer_backbone, load_original_state_dict
-    from ..families import refuse_pre_2024_layout
+    from ..conversion_mapping import convert_state_dict, infer_backbone, load_original_state_dict, refuse_pre_2024_layout
 
     path = authors_checkpoint_file(path, where)
     try:
