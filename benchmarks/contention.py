@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """How BiRefNet's CPU speed holds up when other processes compete for the cores (issue 19).
 
 Workloads: inference (1xSxS, default 1024) of each ``--backbones`` and one training step (``--train_backbone`` at

@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Input-pipeline throughput: decode + augment + collate, in samples/s, for 0, 1 and 2 DataLoader workers.
 
 Generates a synthetic DIS5K-layout set in a temporary folder (JPEG images, PNG masks of

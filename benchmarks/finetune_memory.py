@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Memory and step time of the fine-tuning options of ``examples/train.py``, one training step at a time.
 
 Options: ``full`` (every weight trains), ``freeze_backbone``, ``lora`` (rank 8 on backbone and decoder, base

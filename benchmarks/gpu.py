@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """GPU inference and training-step benchmark: one table per job, medians of CUDA-event timings.
 
     python benchmarks/gpu.py                                   # swin_v1_l, 1024, batch 1 and 8, every variant

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Inference latency and peak memory of BiRefNet, per backbone, 1x3xSxS (default 1024).
 
 Each (backbone, implementation) runs in a fresh subprocess so that peak memory is its own:

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Peak memory of background removal on an 8000x6000 photo (48 megapixels).
 
 Each scenario runs in a fresh Python process; the peak resident set size (Linux VmHWM, reset with

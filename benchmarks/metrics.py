@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Time the DIS metrics: ``birefnet_hf.metrics`` against PySODMetrics, plus the ``evaluate`` wrapper's overhead.
 
 Every variant evaluates the same synthetic maps (DIS-like: large blobs, holes and thin structures as ground truth;

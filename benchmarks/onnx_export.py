@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """ONNX export cost and onnxruntime CPU latency against this package's PyTorch CPU path, per backbone.
 
 For each backbone (random weights, deformable offsets made non-zero so the sampling really runs; same weights and

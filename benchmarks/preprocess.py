@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Preprocessing throughput: a 4000x3000 JPEG to BiRefNet's normalised 1x3x1024x1024 tensor.
 
 Compares, in the same process and interleaved repeat by repeat:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Training-step throughput and peak memory of BiRefNet, with and without gradient checkpointing.
 
 One training step = forward with labels (the full loss: every side output, the outward reference's gradient loss),

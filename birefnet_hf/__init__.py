@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf: BiRefNet as a native Hugging Face transformers model.
 
 ``import birefnet_hf`` registers the config, model, image processor and pipelines with the transformers Auto

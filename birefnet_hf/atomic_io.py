@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The one place that writes files and folders atomically.
 
 Every output of this package (cut-outs, checkpoints, converted models, exported ONNX files, dataset folders, Hub

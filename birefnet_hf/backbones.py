@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Backbones of BiRefNet's localization module, built with timm.
 
 Every backbone returns the four-level feature pyramid (strides 4, 8, 16, 32) as NCHW tensors, the way the

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """DINOv3 backbones (``dino_v3_s`` .. ``dino_v3_7b``) and the authors' pyramid neck.
 
 The authors build each DINOv3 ViT with timm's ``vit_*_patch16_dinov3`` (``features_only=True``,

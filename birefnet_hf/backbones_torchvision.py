@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """torchvision CNN backbones of BiRefNet's localization module: ``vgg16``, ``vgg16bn`` and ``resnet50``.
 
 The authors cut torchvision's networks into four stages named ``conv1`` .. ``conv4`` (strides 4, 8, 16, 32):

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Background removal on real photos, the Python API: [`remove_background`], its [`BackgroundRemovalResult`] and
 the PNG files `birefnet-hf segment` writes ([`write_image_atomically`], [`is_segment_output`]).
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Bulk background removal on many GPUs or machines: sharding under `accelerate launch` (or `torchrun`).
 
 ```

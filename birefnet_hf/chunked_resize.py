@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Low-resolution logits to full-resolution probabilities, a few rows at a time.
 
 The paper evaluates masks "resized (i.e., bilinear interpolation) to the original size", which the authors'

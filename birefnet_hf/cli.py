@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The ``birefnet-hf`` command line: one entry point, one sub-command per job.
 
 Each sub-command lives in its own module, which exposes ``main(argv)`` with its own argparse parser,

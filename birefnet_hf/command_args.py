@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Argument types shared by the inference commands (`birefnet-hf segment`, `segment-dataset`, `video`, `serve`)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNet model configuration."""
 
 from __future__ import annotations

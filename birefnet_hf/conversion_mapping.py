@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The authors' BiRefNet checkpoints (github.com/ZhengPeng7/BiRefNet, their Hub repositories, BRIA's RMBG-2.0) in
 this package's terms: pure functions of names, shapes and configs, no model.
 

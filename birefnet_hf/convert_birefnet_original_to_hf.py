@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Convert the authors' BiRefNet checkpoints (github.com/ZhengPeng7/BiRefNet, their Hub repos, BRIA's RMBG-2.0) to
 ``BiRefNetForImageSegmentation``.
 

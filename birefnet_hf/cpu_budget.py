@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """How many CPUs this process may really use, and a torch thread count that respects it.
 
 PyTorch sizes its intra-op thread pool from the cores it can see. In a container limited by a CPU *quota*

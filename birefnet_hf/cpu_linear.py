@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """``rows @ weight.T + bias`` for the inference fast paths, through oneDNN on CPU.
 
 On this project's CPUs oneDNN's convolution is 5-20 % faster than MKL's GEMM for the products BiRefNet's inference

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Cut-out post-processing: foreground colour estimation, matte clean-up, alpha matting, compositing, large photos.
 
 Everything here works on a photo and its matte at the photo's full size, so every function processes a few rows

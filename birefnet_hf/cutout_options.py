@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The cut-out options, defined once for every front end: `birefnet-hf segment`, `birefnet-hf segment-dataset` and
 the server's `POST /v1/remove-background` (same names, defaults, checks and meaning).
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Modulated deformable convolution (DCNv2) as bilinear sampling + one matrix product.
 
 ``torchvision.ops.deform_conv2d`` computes the same function, but its CPU kernel fills the im2col buffer one scalar

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The released BiRefNet families: one typed record per published checkpoint.
 
 Users pick a released checkpoint, not a backbone. Each :class:`Family` says which Hub repository holds it, which

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The per-size files that ``birefnet-hf publish`` puts on the Hub, generated from code.
 
 For each published backbone size (:data:`HUB_SIZES`), each further backbone the authors' code supports

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Image input: files, PIL images, arrays and tensors in; upright 8-bit RGB pixels out.
 
 Every consumer of photos in this package (both image-processor backends, ``birefnet-hf segment``, the pipelines, the

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """What BiRefNet's two image-processor backends share: their settings, the size rule and the post-processing.
 
 Pre-processing follows the paper (Sec. 4.1: "All images are resized to 1024x1024 for training and testing") and

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNet image processor, torchvision backend: photos in, normalised model tensors out; logits in, masks and
 mattes out.
 

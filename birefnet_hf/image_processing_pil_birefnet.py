@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNet image processor, PIL backend (`AutoImageProcessor.from_pretrained(..., backend="pil")`): the authors'
 preprocessing, value for value.
 

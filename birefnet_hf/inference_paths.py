@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The one place that decides which implementation of a kernel runs.
 
 The model's modules compute the paper's function in one *portable* form: plain PyTorch operators that run on any

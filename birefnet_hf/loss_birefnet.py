@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNet's training objective (paper Sec. 3.5, Eq. 1-5, and the training strategies of Sec. 3.6).
 
 ``L = 30 * BCE + 0.5 * IoU + 10 * SSIM (+ 5 * CE)`` on the final prediction *and* on every side output of the

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Model cards (``README.md``) of the published BiRefNet models.
 
 :func:`build_model_card` turns the facts of ``hub_configs/<size>/card.yaml`` (see :mod:`birefnet_hf.hub_configs`),

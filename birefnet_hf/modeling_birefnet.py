@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """PyTorch BiRefNet: Bilateral Reference for High-Resolution Dichotomous Image Segmentation.
 
 Zheng et al., CAAI Artificial Intelligence Research 2024. The model has two parts (paper Fig. 3):

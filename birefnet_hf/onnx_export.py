@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Export BiRefNet to ONNX: standard operators only, dynamic batch and size, validated against PyTorch.
 
 ```

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Run an exported BiRefNet ONNX file with onnxruntime behind the PyTorch model's call interface.
 
 ``birefnet-hf segment --backend onnxruntime --model model.onnx`` uses :func:`load_onnx_model_and_processor`: the

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Pipelines for BiRefNet.
 
 * `pipeline("image-segmentation", model=...)` is transformers' own `ImageSegmentationPipeline`: BiRefNet's image

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The one prediction driver: RGB photos -> BiRefNet -> 8-bit mattes at each photo's own size.
 
 Every inference front end of the package goes through here: the ``background-removal`` pipeline

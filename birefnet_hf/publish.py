@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """``birefnet-hf publish``: build a Hub-ready folder per backbone size (weights, image processor, model code for
 ``trust_remote_code`` users, ``README.md`` model card) and push each one to the Hub in a single commit.
 

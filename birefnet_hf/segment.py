@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The `birefnet-hf segment` command: cut-outs, mattes or masks of every photo in files, folders and glob patterns.
 
 ```

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """What `birefnet-hf segment` reads and where it writes: inputs (files, folders searched recursively, glob
 patterns) become [`collect_inputs`] jobs, each with one distinct output path ([`_assign_output_paths`]); earlier
 outputs found among the inputs are left out and existing output files are kept, replaced or reported by the

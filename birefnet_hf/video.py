@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Background removal on videos: [`remove_video_background`] and the `birefnet-hf video` command.
 
 ```

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Swin-v1 blocks in the original (pad first, then shift) window order, on timm's block modules.
 
 The authors' Swin, like the original Swin for detection, pads a map to a multiple of the window on the bottom/right

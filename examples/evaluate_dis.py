@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Evaluate BiRefNet on DIS5K (or any ``im/`` + ``gt/`` sets) with the DIS metrics, and write a paper-style table.
 
 Two modes:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Turn DIS5K (or any ``im/`` + ``gt/`` image/mask set) into a self-contained 🤗 dataset, optionally on the Hub.
 
 Examples::

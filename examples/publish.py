@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Publish BiRefNet models to the Hugging Face Hub: the same as ``birefnet-hf publish``.
 
     python examples/publish.py --random-init --dry-run --output-dir publish-dry-run --only pvt_v2_b0

@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNet end to end in one command: data, training, evaluation, pictures. Works offline on a laptop CPU.
 
     python examples/run_demo.py --output_dir outputs/demo

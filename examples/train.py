@@ -1,4 +1,5 @@
 #!/usr/bin/env python
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Train or fine-tune BiRefNet for dichotomous image segmentation with 🤗 Accelerate (the paper's recipe).
 
 One script from a laptop CPU to 8 GPUs and several nodes; ``accelerate launch`` decides where it runs::

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Deterministic weights for the parity tests, re-implemented from the spec in shared/parity/recipe.py.
 
 Each tensor depends only on its *official* BiRefNet key and shape:

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.atomic_io: the one atomic file write and atomic folder swap."""
 
 import os

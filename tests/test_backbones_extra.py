@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The torchvision (vgg16, vgg16bn, resnet50) and DINOv3 (dino_v3_*) backbones: the authors' state-dict keys, the
 converter, forward/backward at small size, freezing, save/load round trips."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Bulk jobs on several processes: `accelerate launch -m birefnet_hf.cli segment ...` and `segment-dataset` with two
 CPU processes (gloo), each writing its own share; sharding and dataset helpers in one process."""
 

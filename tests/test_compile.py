@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """``torch.compile`` and the GPU path's host-synchronisation freedom, checked without a GPU.
 
 * ``torch._dynamo.explain`` counts graph breaks of the whole model (eval and training forward, loss included);

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Checkpoint conversion from the authors' format: key mapping for every backbone, config inference, CLI, errors,
 and loading a folder in the authors' Hub layout."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.cpu_budget: the CPUs a process may use (affinity mask, cgroup v1/v2 quota) and the torch thread count
 derived from it, on fake /proc and /sys trees; the CLI under `taskset` in a subprocess."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """``linear_rows``: oneDNN's product on CPU float32 without autograd, ``F.linear`` everywhere else."""
 
 import pytest

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """CUDA-only checks (run when a GPU is present; CI has none, so they are skipped there with this reason).
 
 The same code paths are covered on the CPU by test_precision.py (autocast, half precision), test_compile.py (graph

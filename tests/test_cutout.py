@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.cutout: foreground estimation, matte post-processing, alpha matting, compositing, crops; and the
 cut-out options of remove_background and `birefnet-hf segment`."""
 

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.cutout_options: one definition of the cut-out options for `birefnet-hf segment`,
 `birefnet-hf segment-dataset` and the server; `segment-dataset` with cut-out options end to end."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Tests of birefnet_hf.data: DIS5K / im-gt / Hub loading, export, transforms, collation, synthetic data."""
 
 from __future__ import annotations

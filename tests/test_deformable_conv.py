@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Our deformable convolution against torchvision.ops.deform_conv2d (the authors' operator)."""
 
 import pytest

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """examples/evaluate_dis.py: predictions-folder and model modes on a tiny generated DIS5K-like set."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The released families: registry facts, native processor sizes, and loading a local folder standing in for each
 family's Hub repository in the authors' layout (``config.json`` without ``model_type`` + ``model.safetensors`` with the
 authors' keys, filled with the parity recipe)."""

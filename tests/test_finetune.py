@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Fine-tuning (issue 18): matting loss and metrics against hand-computed values, LoRA (only adapters train, exact
 merge, PEFT save/load), frozen backbone, validation helpers, and examples/train.py runs: init_from a family folder,
 matting + LoRA + dynamic sizes + step validation + early stopping, dynamic sizes under two gloo processes."""

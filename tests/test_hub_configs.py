@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """hub_configs/<size>/: the committed files equal the generator's output, and the generator's numbers are right."""
 
 from __future__ import annotations

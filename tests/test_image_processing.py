@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNetImageProcessor: inputs of every kind, the authors' preprocessing, sizes and post-processing."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The inference-only fast paths compute the same function as the training forward.
 
 Eval-mode parity with the authors (tests/test_parity.py) runs under ``torch.no_grad`` and so goes through these

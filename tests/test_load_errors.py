@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Loading a broken model folder gives errors that name the file (and the field), never a bare library error
 (issue 13, item 3): truncated or corrupt weights, a config.json that is not JSON, fields of the wrong type."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Tests of BiRefNet's training objective (birefnet_hf/loss_birefnet.py) against direct computations of the paper's
 formulas (Eq. 1-5) and of the authors' training code where it differs (BCE as a pixel mean, IoU summed over the
 batch, SSIM loss (1 - SSIM) / 2, gradient BCE on sigmoids, region-level fine-tuning)."""

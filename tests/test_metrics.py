@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """DIS metrics: identical to PySODMetrics on varied maps; input conversion; errors; the ``evaluate`` wrapper."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.metrics.table: the one table of metric keys, titles, names and directions, and its readers."""
 
 from __future__ import annotations

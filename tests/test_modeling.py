@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """BiRefNetForImageSegmentation: every config switch, gradients, input checks, save/load, Auto classes."""
 
 import json

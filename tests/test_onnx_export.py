@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """ONNX export (birefnet_hf.onnx_export), the onnxruntime backend of `segment` (birefnet_hf.onnx_runtime)."""
 
 import os

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Parity with the authors' implementation (golden outputs in tests/fixtures/parity, made with their code).
 
 The authors'-format state dict is filled with the deterministic recipe and loaded through the checkpoint converter

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """pipeline("image-segmentation"), pipeline("background-removal") and remove_background with a tiny random model."""
 
 from __future__ import annotations

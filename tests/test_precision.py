@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Every precision a GPU user picks, exercised on the CPU: bfloat16/float16 models, and float32 models under
 ``torch.autocast`` (CPU autocast runs the same portable code as CUDA autocast), in eval and in training.
 

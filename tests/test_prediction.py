@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """birefnet_hf.prediction: the one quantisation rule (the authors' truncation) and the one driver that the pipeline,
 the segment API and command, examples/evaluate_dis.py and examples/run_demo.py all go through."""
 

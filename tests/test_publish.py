@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf publish`: dry runs (folders that load with and without the package), model cards, validation errors,
 and the real upload code against an in-process fake of the Hub's HTTP API."""
 

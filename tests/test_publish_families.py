@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf publish --family / --all-families`: converted repositories of the released families, built offline
 from local folders standing in for the authors' Hub repositories (their layout: ``config.json`` without
 ``model_type`` + ``model.safetensors`` with the authors' keys in fp16, filled with the parity recipe), their cards,

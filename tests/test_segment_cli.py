@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf segment`: folders, globs, formats, failures, atomic writes; with a tiny random model."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf segment`: nothing lost, nothing silent (issue 13): unique output names for inputs that share a file
 name, re-runs into the input folder, existing files (--skip-existing / --overwrite), an output folder that is a
 file, broken model folders, and SIGTERM during a write."""

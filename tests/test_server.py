@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf serve`: the HTTP API (FastAPI TestClient), the micro-batching queue, a bounded load test on
 127.0.0.1, and the web page in a real headless Chromium (Playwright); a tiny random model at 64x64."""
 

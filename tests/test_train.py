@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Tests of examples/train.py: schedule helpers, data seeding, two real gloo processes under ``accelerate launch``,
 and a killed run resumed from its checkpoint reproducing an uninterrupted one bit for bit."""
 

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Unit tests of the birefnet_hf.training modules that examples/train.py is built from: argument and input-size
 checks, seeded augmentation, the training state of a checkpoint (old checkpoints included) and resumption, loss logs,
 atomic model saving, validation with the run's loss, and the demo starting train.py as a user would."""

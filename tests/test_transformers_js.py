@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """transformers.js runs what `birefnet-hf publish --onnx` builds.
 
 The published folder is loaded by transformers.js's own `background-removal` pipeline (Node.js, offline, local files

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf video` / `remove_video_background`: every output kind decoded back (alpha, frame count, timing,
 audio), composites, temporal smoothing, errors and atomic writes; a generated 4-frame clip and a tiny random model."""
 

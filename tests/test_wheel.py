@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The built wheel works on its own: ``birefnet-hf publish`` from a wheel installed into a fresh virtual environment
 finds its ``hub_configs`` (package data) and builds a folder that passes the remote-code check.
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Datasets for BiRefNet: DIS5K and other image/mask sets as 🤗 Datasets, transforms, collation, synthetic data.
 
 Typical training input pipeline::

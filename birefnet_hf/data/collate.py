@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Batch collation for BiRefNet training and evaluation, optionally with the authors' dynamic sizes.
 
 :class:`DISCollator` turns examples produced by :mod:`birefnet_hf.data.transforms` into the model's

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """DIS5K (Qin et al., 2022), the dichotomous image segmentation benchmark, as a 🤗 ``DatasetDict``.
 
 Layout of the released dataset::

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Export image/mask datasets as self-contained parquet or Arrow folders (images embedded), or to the Hub.
 
 Datasets built by :func:`~birefnet_hf.data.load_dis5k` and friends point at the image files; the exports

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Image / mask folders (the ``im/`` + ``gt/`` layout of DIS5K, HRSOD, COD, ...) as 🤗 Datasets.
 
 Every loader in :mod:`birefnet_hf.data` returns the same features, so that sets can be concatenated

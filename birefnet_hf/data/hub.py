@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Image/mask datasets from the Hugging Face Hub (or any ``datasets.load_dataset`` source) by name.
 
 :func:`load_hub_dataset` maps a dataset's columns onto the features every loader of this package returns

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """A synthetic dataset in the DIS5K layout, for tests, examples and smoke-training without DIS5K.
 
 ``python -m birefnet_hf.data.synthetic --output-dir D`` (or ``birefnet-hf synthetic ...``) writes::

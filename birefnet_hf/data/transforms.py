@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Joint image/mask transforms for training and evaluating BiRefNet, for ``Dataset.with_transform``.
 
 The mask travels through every geometric operation as a fourth (alpha) channel of a

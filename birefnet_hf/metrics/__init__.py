@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Evaluation metrics of dichotomous image segmentation, identical to PySODMetrics.
 
 * :class:`DISMetrics` - streaming evaluator (``update(pred, gt)`` / ``compute()``), for scripts and training loops;

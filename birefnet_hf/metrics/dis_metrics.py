@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """DIS metrics (S-measure, weighted/max/mean/adaptive F-measure, max/mean/adaptive E-measure, MAE, relaxed HCE) as
 an ``evaluate`` module.
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Streaming DIS evaluation: feed (prediction, ground truth) pairs, get the dataset-level scores.
 
 :class:`DISMetrics` accumulates per-image results the way PySODMetrics does and reports the ten scores used in the

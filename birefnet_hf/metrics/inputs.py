@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Validation and conversion of predictions / references into the pair the DIS measures work on.
 
 The measures (like PySODMetrics) take a ``uint8`` prediction map (0..255) and a binary ground truth. Inputs are

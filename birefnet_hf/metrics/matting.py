@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Alpha-matting errors: SAD, MSE, gradient and connectivity errors (Rhemann et al., CVPR 2009, "A Perceptually
 Motivated Online Benchmark for Image Matting"), as reported by the matting literature (DIM, P3M, ...).
 

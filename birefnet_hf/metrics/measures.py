@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Per-image DIS measures, numerically identical to PySODMetrics (``py_sod_metrics``).
 
 Every function here takes a *prepared* pair: a ``uint8`` prediction (0..255) and a boolean ground truth of the

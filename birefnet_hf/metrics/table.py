@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The one table of metrics: key, title, name, direction and model-index type of every score the package reports.
 
 Every front end reads it from here: :class:`~birefnet_hf.metrics.DISMetrics` (its keys and their order,

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The parts of ``birefnet-hf publish`` (the command itself is :mod:`birefnet_hf.publish`, which re-exports them):
 
 * :mod:`~birefnet_hf.publishing.plan`: options -> one plan per backbone size or released family (phase 1);

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The Hub repository folder of one publication: written with the model code for ``trust_remote_code`` users
 (:func:`save_model_folder`), and uploaded in one commit (:func:`upload_folder`, phase 3 of ``birefnet-hf publish``).
 """

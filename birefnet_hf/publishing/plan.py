@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Phase 1 of ``birefnet-hf publish``: the plan. What is built and where it goes, from the command's options.
 
 One :class:`SizePlan` per backbone size (``--only``, default :data:`~birefnet_hf.hub_configs.HUB_SIZES`) or per

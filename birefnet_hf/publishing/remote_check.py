@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The remote-code check of ``birefnet-hf publish``: does a built Hub folder work for someone who only has
 transformers, through ``trust_remote_code=True``?
 

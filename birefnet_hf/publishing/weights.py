@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The weights of a publication: checked against the published configuration, then loaded.
 
 :func:`validate_weights` (phase 1, for every size before anything is built) compares tensor names and shapes, read

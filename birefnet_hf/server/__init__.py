@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """An HTTP server for background removal: `birefnet-hf serve --model PATH` (FastAPI + uvicorn).
 
 Needs the `server` extra: `pip install "birefnet-hf[server]"`. See [`birefnet_hf.server.app`] for the endpoints and

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The FastAPI application behind `birefnet-hf serve`.
 
 Endpoints:

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """A micro-batching queue: concurrent requests share one forward pass.
 
 Requests put their preprocessed input on an asyncio queue and await a future. One worker task takes the first

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """`birefnet-hf serve`: run the background-removal server (see [`birefnet_hf.server.app`])."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Reusable pieces of BiRefNet fine-tuning (``examples/train.py`` is their ``main()``), one module per job:
 
 * :mod:`~birefnet_hf.training.arguments` - checks of the training arguments (a :class:`TrainingArgumentError` names

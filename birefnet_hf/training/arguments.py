@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Checks of the training script's arguments, before any data or model is loaded.
 
 :func:`check_training_arguments` completes the parsed namespace (the training size from ``--init_from``'s image

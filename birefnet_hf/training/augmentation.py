@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Seeded training augmentation: the same image gets the same augmentation in a given epoch whichever process or
 data worker loads it, and a resumed run sees exactly the images an uninterrupted one would have seen."""
 

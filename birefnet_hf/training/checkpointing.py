@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Checkpoints of a training run: ``accelerator.save_state`` folders written atomically, their training state
 (``training_state.json``), and the clear failure of a full disk (the partial folder removed, "no space left on ...")."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Small-GPU fine-tuning helpers: freezing the backbone, and LoRA adapters through 🤗 PEFT.
 
 BiRefNet's backbone is ``model.localization`` (the paper's localization module: the encoder and its context

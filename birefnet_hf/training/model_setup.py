@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The model and image processor a training run starts from.
 
 * :func:`build_model`: a fresh BiRefNet (``--backbone``, ``--config_overrides``) or one to fine-tune

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Training logs: the loss and its weighted terms averaged over the logging interval and all processes, and each
 process's own record of every optimiser step (``logs/train_rank{N}.jsonl``: files, loss, size, phase), from which
 the tests check data sharding, resumption and the region-level fine-tuning schedule."""

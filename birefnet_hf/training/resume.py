@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """What a checkpoint records about its run (``training_state.json``) and how a run continues from it.
 
 :func:`training_state` is the dictionary saved next to ``accelerator.save_state``'s files: the progress (steps,

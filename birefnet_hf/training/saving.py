@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The trained model as a ``save_pretrained`` folder (written atomically; LoRA adapters saved the PEFT way and merged
 into a plain model) and its upload to the Hub with a short model card."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Training schedules of BiRefNet: the authors' learning-rate rule, multi-step decay milestones and the
 region-level fine-tuning (RLFT) switch of the last epochs (paper Sec. 3.6)."""
 

@@ -1,4 +1,4 @@
-# Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """The training and validation splits of a run: a DIS5K folder, one's own ``im/`` + ``gt/`` folder (with a validation
 folder or a seeded held-out fraction) or a 🤗 dataset, cut to ``--max_*_samples``."""
 

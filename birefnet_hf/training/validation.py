@@ -1,3 +1,4 @@
+# Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 """Validation during training: validation loss, DIS metrics (and matting errors), best-checkpoint selection,
 early stopping and a result grid per evaluation."""
 

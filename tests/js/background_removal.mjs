@@ -1,4 +1,4 @@
-// Copyright 2026 The birefnet_hf Authors. Licensed under the Apache License, Version 2.0.
+// Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 //
 // Runs transformers.js's background-removal pipeline on a folder laid out by `birefnet-hf publish --onnx`,
 // fully offline (local files only), and writes the alpha channel of the cut-out it returns as raw 8-bit values.
