@@ -18,7 +18,7 @@ from .modeling_birefnet import (
     BiRefNetPreTrainedModel,
 )
 from .pipelines import BackgroundRemovalPipeline, register_pipelines
-from .segment import BackgroundRemovalResult, remove_background
+from .background_removal import BackgroundRemovalResult, remove_background
 
 AutoConfig.register(BiRefNetConfig.model_type, BiRefNetConfig, exist_ok=True)
 AutoModel.register(BiRefNetConfig, BiRefNetModel, exist_ok=True)
