@@ -77,4 +77,16 @@ def compile_for_inference(model: nn.Module, backend: str | None = None) -> nn.Mo
     return model
 
 
-__all__ = ["compile_for_inference", "is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]
+def compile_for_training(model: nn.Module, backend: str = "inductor") -> nn.Module:
+    """Compile ``model``'s forward in place for training at a fixed size (``examples/train.py --torch_compile``) and
+    return it: ``fullgraph=True``, ``dynamic=False`` (one graph per input shape). In place, so the module object, its
+    state-dict keys and Accelerate's wrapping stay as they are.
+
+    Not for the authors' dynamic sizes (height and width drawn independently per batch): a graph per shape means
+    thousands of compiles, and a symbolic-shape graph of the whole model does not finish compiling in practice (its
+    shape guards grow without bound; tried with PyTorch 2.14), so ``--torch_compile`` refuses ``--dynamic_size``."""
+    model.compile(backend=backend, fullgraph=True, dynamic=False)
+    return model
+
+
+__all__ = ["compile_for_inference", "compile_for_training", "is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]

@@ -99,6 +99,7 @@ from tqdm.auto import tqdm
 from birefnet_hf import BACKBONE_SPECS
 from birefnet_hf.atomic_io import write_text
 from birefnet_hf.cpu_budget import apply_cpu_budget
+from birefnet_hf.inference_paths import compile_for_training
 from birefnet_hf.data import DISCollator, make_eval_transform
 from birefnet_hf.loss_birefnet import BiRefNetLoss
 from birefnet_hf.training.arguments import (
@@ -235,6 +236,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument(
         "--freeze_backbone", action="store_true", help="train the decoder only (the authors freeze DINOv3 backbones)"
+    )
+    model.add_argument(
+        "--torch_compile", action="store_true",
+        help="compile the model's forward with torch.compile (one graph per input shape: fixed --image_size only, "
+        "not with --dynamic_size)",
+    )
+    model.add_argument(
+        "--torch_compile_backend", default="inductor", help="torch.compile backend of --torch_compile (e.g. aot_eager)"
     )
     model.add_argument(
         "--lora_rank", type=int, default=0, help="train LoRA adapters of this rank (peft) instead of the weights; 0: off"
@@ -457,6 +466,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         eps=args.adam_epsilon,
         weight_decay=args.weight_decay if args.optimizer == "adamw" else 0.0,
     )
+    if args.torch_compile:
+        compile_for_training(model, backend=args.torch_compile_backend)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare(eval_dataloader)

@@ -488,3 +488,32 @@ def test_demo_trained_model_beats_the_untrained_one(tmp_path):
         BiRefNetForImageSegmentation.from_pretrained(output_dir / "training" / "final_model").config.backbone
         == "pvt_v2_b0"
     )
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_with_one_graph_and_saves_plain_keys(synthetic_root, tmp_path):
+    """`--torch_compile` (fixed size): the forward is one graph (no graph break), compiled once for three training
+    steps at one size (and once in eval mode for validation); the run trains (finite losses) and saves the usual
+    state-dict keys. With `--dynamic_size` it is refused."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    output_dir = tmp_path / "run"
+    argv = _train_args(synthetic_root, output_dir, "--max_train_steps", "3", "--torch_compile",
+                       "--torch_compile_backend", "aot_eager", "--mixed_precision", "no")
+    try:
+        train.main(argv)
+        graph_breaks = sum(counters["graph_break"].values())
+        compiled_graphs = counters["stats"]["unique_graphs"]
+    finally:
+        torch._dynamo.reset()
+    steps, _ = _rank_records(output_dir, 0)
+    assert len(steps) == 3 and all(math.isfinite(step["loss"]) for step in steps)
+    # one graph in training mode for the three steps (same size), one in eval mode for the closing validation
+    assert graph_breaks == 0 and compiled_graphs == 2
+    saved = BiRefNetForImageSegmentation.from_pretrained(output_dir / "final_model")
+    assert not any(key.startswith("_orig_mod") for key in saved.state_dict())  # compiled in place: the same keys
+    with pytest.raises(SystemExit):
+        train.parse_args(_train_args(synthetic_root, tmp_path / "refused", "--torch_compile", "--dynamic_size", "64", "96"))

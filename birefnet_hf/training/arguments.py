@@ -103,6 +103,11 @@ def _check_optimisation(args: argparse.Namespace) -> None:
             _fail(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
     if args.metric_for_best_model in MATTING_METRIC_NAMES and args.task != "matting":
         _fail(f"--metric_for_best_model {args.metric_for_best_model} is a matting error: add --task matting")
+    if getattr(args, "torch_compile", False) and args.dynamic_size is not None:
+        _fail(
+            "--torch_compile compiles one graph per input shape and --dynamic_size draws a new height and width for "
+            "every batch (thousands of shapes): train with a fixed --image_size to compile, or without --torch_compile"
+        )
     if args.task == "matting" and args.finetune_last_epochs > 0:
         # region-level fine-tuning keeps the IoU term alone, and the matting loss has no IoU term: nothing would train
         _fail(
