@@ -13,7 +13,10 @@ What the registry drives:
   gives its image processor at the native size (2048 for ``BiRefNet_HR``, 1440x2560 for ``BiRefNet_lite-2K``, 512
   for ``BiRefNet_512x512``, the dynamic rule for ``BiRefNet_dynamic``), which ``birefnet-hf segment --model`` and
   :func:`~birefnet_hf.segment.load_model_and_processor` use when the repository has no ``preprocessor_config.json``
-  (the authors' repositories have none);
+  (the authors' repositories have none); :func:`family_of_model` recognises it from a loaded model (transformers'
+  ``config.name_or_path``), and :func:`native_image_processor` is the one rule for "which processor does this model
+  run at" (its ``preprocessor_config.json``, else its family's native size, else 1024x1024), which
+  ``pipeline("background-removal", model=model)`` and :func:`~birefnet_hf.pipelines.birefnet_pipeline` apply;
 * :func:`family_config` is the :class:`BiRefNetConfig` of a family (``hub_configs/families/<name>/`` is generated
   from it, and ``birefnet-hf publish --family`` builds a converted repository with it);
 * :func:`refuse_pre_2024_layout` (from :mod:`birefnet_hf.conversion_mapping`, re-exported here) names the authors'
@@ -350,22 +353,97 @@ def family_config(family: Family | str) -> BiRefNetConfig:
     return config
 
 
-def image_processor_for(name_or_path: str | os.PathLike | Family, backend: str = "torchvision", **kwargs):
+def family_of_model(model_or_config: Any) -> Family | None:
+    """The family a loaded model (or its config) came from, ``None`` when it names none.
+
+    transformers records where a model was loaded from in ``config.name_or_path`` (the Hub id, the folder or the
+    Hub cache snapshot), and :meth:`~birefnet_hf.BiRefNetForImageSegmentation.from_pretrained` keeps it when it
+    converts an authors' repository, so ``family_for(config.name_or_path)`` names the family. A model whose backbone
+    is not the family's (a fine-tuned model saved in a folder named like a family, say) is not taken for it: the
+    name would give the wrong native size, so a warning says so and ``None`` is returned.
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    family = family_for(getattr(config, "name_or_path", None) or None)
+    backbone = getattr(config, "backbone", None)
+    if family is not None and backbone is not None and backbone != family.backbone:
+        logger.warning(
+            f"{config.name_or_path!r} is named like the released family {family.name} ({family.backbone}), but the "
+            f"model's backbone is {backbone}: not using {family.name}'s input size "
+            f"{family.size.describe()} for it."
+        )
+        return None
+    return family
+
+
+def image_processor_for(name_or_path: Any, backend: str = "torchvision", **kwargs):
     """The BiRefNet image processor at a family's native size (``None`` when ``name_or_path`` names no family).
 
-    ``backend``: ``"torchvision"`` (:class:`~birefnet_hf.BiRefNetImageProcessor`) or ``"pil"``
-    (:class:`~birefnet_hf.BiRefNetImageProcessorPil`). ``kwargs`` go to the processor (a ``size`` there wins).
+    ``name_or_path``: a Hub id or folder (``"ZhengPeng7/BiRefNet_HR"``), a :class:`Family`, or a loaded model / its
+    config (see :func:`family_of_model`), e.g. ``pipeline("image-segmentation", model=model,
+    image_processor=image_processor_for(model))``. ``backend``: ``"torchvision"``
+    (:class:`~birefnet_hf.BiRefNetImageProcessor`) or ``"pil"`` (:class:`~birefnet_hf.BiRefNetImageProcessorPil`).
+    ``kwargs`` go to the processor (a ``size`` there wins).
     """
     from .image_processing_birefnet import BiRefNetImageProcessor, BiRefNetImageProcessorPil
 
-    family = name_or_path if isinstance(name_or_path, Family) else family_for(name_or_path)
-    if family is None:
-        return None
     if backend not in ("torchvision", "pil"):
         raise ValueError(f"backend must be 'torchvision' or 'pil', got {backend!r}.")
+    if isinstance(name_or_path, Family):
+        family = name_or_path
+    elif name_or_path is None or isinstance(name_or_path, (str, os.PathLike)):
+        family = family_for(name_or_path)
+    else:
+        family = family_of_model(name_or_path)
+    if family is None:
+        return None
     kwargs.setdefault("size", family.size.processor_size())
     cls = BiRefNetImageProcessorPil if backend == "pil" else BiRefNetImageProcessor
     return cls(**kwargs)
+
+
+def native_image_processor(model_or_source: Any, backend: str = "torchvision", **hub_kwargs):
+    """The image processor a BiRefNet model or repository runs at: the repository's ``preprocessor_config.json``
+    when it has one (its errors are raised, never replaced by a guess), else its released family's native size
+    (:func:`image_processor_for`), else the paper's 1024x1024 default with a warning.
+
+    ``model_or_source``: a Hub id or folder, or a loaded model (its ``config.name_or_path`` is the source).
+    ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``, ...) go to the file look-up and the processor loading.
+    """
+    from transformers import AutoImageProcessor
+    from transformers.utils import cached_file
+
+    from .image_processing_birefnet import BiRefNetImageProcessor, BiRefNetImageProcessorPil
+
+    if backend not in ("torchvision", "pil"):
+        raise ValueError(f"backend must be 'torchvision' or 'pil', got {backend!r}.")
+    is_source = isinstance(model_or_source, (str, os.PathLike))
+    config = None if is_source else getattr(model_or_source, "config", model_or_source)
+    source = os.fspath(model_or_source) if is_source else (getattr(config, "name_or_path", None) or None)
+    if source:
+        if os.path.isdir(source):
+            has_processor_file = os.path.isfile(os.path.join(source, "preprocessor_config.json"))
+        else:
+            try:  # a Hub id (in the cache when offline); a path that no longer exists is no Hub id either
+                has_processor_file = cached_file(
+                    source,
+                    "preprocessor_config.json",
+                    _raise_exceptions_for_missing_entries=False,
+                    _raise_exceptions_for_connection_errors=False,
+                    **hub_kwargs,
+                ) is not None
+            except OSError:
+                has_processor_file = False
+        if has_processor_file:
+            return AutoImageProcessor.from_pretrained(source, backend=backend, **hub_kwargs)
+    processor = image_processor_for(model_or_source if config is None else config, backend=backend)
+    if processor is not None:
+        logger.info(f"{source!r} is a released BiRefNet family: input size {dict(processor.size)}.")
+        return processor
+    logger.warning(
+        f"No preprocessor_config.json with {source or type(model_or_source).__name__!r} and no released family "
+        "recognised; using the 1024x1024 default input size (pass an image processor to choose another)."
+    )
+    return BiRefNetImageProcessorPil() if backend == "pil" else BiRefNetImageProcessor()
 
 
 def check_publish_license(family: Family | str, license: str | None) -> str:
@@ -388,7 +466,9 @@ __all__ = [
     "check_publish_license",
     "family_config",
     "family_for",
+    "family_of_model",
     "get_family",
     "image_processor_for",
+    "native_image_processor",
     "refuse_pre_2024_layout",
 ]

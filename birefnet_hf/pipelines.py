@@ -6,7 +6,12 @@
   one `{"label", "mask", "score": None}` entry per label present ("background" and/or "foreground"), each mask an
   "L" image (0 / 255) at the input's size.
 * `pipeline("background-removal", model=...)` ([`BackgroundRemovalPipeline`], registered by
-  [`register_pipelines`] when `birefnet_hf` is imported) returns the soft matte and the RGBA cut-out.
+  [`register_pipelines`] when `birefnet_hf` is imported) returns the soft matte and the RGBA cut-out. Given a model
+  without an image processor, it runs at the size [`~birefnet_hf.families.native_image_processor`] picks (the
+  repository's `preprocessor_config.json`, else the released family's native size, else 1024x1024).
+* [`birefnet_pipeline`] builds either pipeline from a Hub id or folder in the authors' layout too (converted on
+  load, the family's native size): transformers' `pipeline(task, model=ID)` reads the authors' `config.json` with
+  `AutoConfig`, which refuses it (remote code, no `model_type`) before this package can convert anything.
 """
 
 from __future__ import annotations
@@ -17,16 +22,17 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from transformers import AutoModelForImageSegmentation, Pipeline
+from transformers import AutoModelForImageSegmentation, Pipeline, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import cutout as cutout_ops
 from .cpu_budget import apply_cpu_budget
 from .cutout_options import MatteOptions, apply_matte_options
+from .families import native_image_processor
 from .image_processing_birefnet import to_rgb_image
 from .prediction import forward_logits, logits_to_mattes, preprocess_images
 
-__all__ = ["BackgroundRemovalPipeline", "register_pipelines", "BACKGROUND_REMOVAL_TASK"]
+__all__ = ["BackgroundRemovalPipeline", "birefnet_pipeline", "register_pipelines", "BACKGROUND_REMOVAL_TASK"]
 
 #: Task name of [`BackgroundRemovalPipeline`].
 BACKGROUND_REMOVAL_TASK = "background-removal"
@@ -72,15 +78,23 @@ class BackgroundRemovalPipeline(Pipeline):
     `background` ("white", "#RRGGBB", "blur", an (r, g, b) tuple, an image file or a PIL image).
 
     Batching (`batch_size=N`) needs images resized to one size (the processor's default fixed size).
+
+    Without an `image_processor`, the processor is [`~birefnet_hf.families.native_image_processor`]'s for the model:
+    so `pipeline("background-removal", model=BiRefNetForImageSegmentation.from_pretrained("ZhengPeng7/BiRefNet_HR"))`
+    runs at 2048x2048.
     """
 
     _load_processor = False
-    _load_image_processor = True
+    # None: transformers tries AutoImageProcessor on a model id and leaves the processor to __init__ otherwise (a model
+    # object, a repository without preprocessor_config.json), where native_image_processor picks it
+    _load_image_processor = None
     _load_feature_extractor = False
     _load_tokenizer = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.image_processor is None:
+            self.image_processor = native_image_processor(self.model)
         if self.device.type == "cpu":
             apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
 
@@ -181,6 +195,45 @@ class BackgroundRemovalPipeline(Pipeline):
                 cutout_ops.composite(rgba[..., :3], matte, background), mode="RGB"
             )
         return result
+
+
+def birefnet_pipeline(
+    task: str = BACKGROUND_REMOVAL_TASK,
+    model: str | os.PathLike | PreTrainedModel | None = None,
+    image_processor: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Pipeline:
+    """A transformers pipeline for a BiRefNet from any source, at the model's native input size.
+
+    ``model``: a Hub id or folder, in this package's layout or the authors' (their Hub repositories, RMBG-2.0, a
+    local copy: converted on load by [`~birefnet_hf.BiRefNetForImageSegmentation.from_pretrained`]), or a loaded
+    model. ``task``: ``"background-removal"`` (default) or ``"image-segmentation"``. Without ``image_processor``, the
+    processor is [`~birefnet_hf.families.native_image_processor`]'s: 2048x2048 for ``ZhengPeng7/BiRefNet_HR``,
+    1440x2560 for ``BiRefNet_lite-2K``, 512 for ``BiRefNet_512x512``, the dynamic rule for ``BiRefNet_dynamic``.
+    ``model_kwargs`` go to ``from_pretrained`` (``revision``, ``dtype``, ``device_map``, ...), the other keyword
+    arguments to transformers' ``pipeline`` (``device``, ``batch_size``, the task's call arguments).
+
+    This is the entry point for the authors' repositories: ``pipeline(task, model="ZhengPeng7/BiRefNet_HR")`` cannot
+    work there without ``trust_remote_code`` (transformers' ``AutoConfig`` refuses their ``config.json``: remote code,
+    no ``model_type``), and ``pipeline(task, model=model)`` with a model object and no ``image_processor`` fails in
+    transformers for ``"image-segmentation"`` ("Impossible to guess which image processor to use").
+    """
+    from transformers import pipeline
+
+    from .modeling_birefnet import BiRefNetForImageSegmentation
+
+    if model is None:
+        raise ValueError("birefnet_pipeline needs a model: a Hub id, a folder or a loaded BiRefNet.")
+    model_kwargs = dict(model_kwargs or {})
+    if isinstance(model, (str, os.PathLike)):
+        model = BiRefNetForImageSegmentation.from_pretrained(os.fspath(model), **model_kwargs)
+    elif not isinstance(model, PreTrainedModel):
+        raise TypeError(f"model must be a Hub id, a folder or a loaded BiRefNet, got {type(model).__name__}.")
+    if image_processor is None:
+        hub_kwargs = {k: model_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in model_kwargs}
+        image_processor = native_image_processor(model, **hub_kwargs)
+    return pipeline(task, model=model, image_processor=image_processor, **kwargs)
 
 
 def register_pipelines() -> None:
