@@ -164,6 +164,24 @@ def refuse_pre_2024_layout(state_dict: Mapping[str, Any]) -> None:
         )
 
 
+def refuse_dinov3_without_neck(state_dict: Mapping[str, Any], backbone: str) -> None:
+    """Raise a ``ValueError`` naming the layout when a DINOv3 checkpoint has no pyramid neck.
+
+    The authors' first DINOv3 code (``models/birefnet.py`` and ``config.py`` at their commit 2a09e98) resized the
+    single-stride ViT levels to strides 4-32 and ran the decoder on the ViT's own widths, with ``freeze_bb = False``;
+    their current code maps the resized levels to Swin-L's widths with ``decoder.pyramid_neck_x1..4`` (and freezes
+    the backbone), which is what this package builds. A checkpoint of the first layout would otherwise be
+    misread (its decoder widths look like another image-pyramid setting)."""
+    if BACKBONE_SPECS[backbone]["family"] != "dinov3" or "decoder.pyramid_neck_x1.conv.weight" in state_dict:
+        return
+    if any(key.startswith("decoder.") for key in state_dict):
+        raise ValueError(
+            f"this {backbone} checkpoint has no pyramid neck (decoder.pyramid_neck_x1..4.conv): it is in the layout "
+            "of the authors' first DINOv3 code, whose decoder runs on the ViT's own widths, which is not supported. "
+            "The authors' current code (and this package) maps the ViT levels to Swin-L's widths with that neck."
+        )
+
+
 def is_original_config(raw: Mapping[str, Any]) -> bool:
     """Whether a parsed ``config.json`` is the authors' (their Hub repositories, RMBG-2.0): no ``model_type``, and
     ``auto_map`` pointing ``AutoModelForImageSegmentation`` at ``birefnet.BiRefNet`` (or ``architectures`` being
@@ -230,6 +248,7 @@ def infer_config_from_state_dict(state_dict: Mapping[str, torch.Tensor], backbon
     if backbone is not None:
         _check_backbone_matches(state_dict, backbone)
     inferred = infer_backbone(state_dict) if backbone is None else backbone
+    refuse_dinov3_without_neck(state_dict, inferred)
     keys = set(state_dict)
     channels = BACKBONE_SPECS[inferred]["channels"]
 
@@ -436,6 +455,7 @@ __all__ = [
     "original_key_mapping",
     "original_state_dict_on_meta",
     "prepare_original_state_dict",
+    "refuse_dinov3_without_neck",
     "refuse_pre_2024_layout",
     "rename_original_key",
     "strip_wrapper_prefixes",
