@@ -231,7 +231,8 @@ def birefnet_pipeline(
     elif not isinstance(model, PreTrainedModel):
         raise TypeError(f"model must be a Hub id, a folder or a loaded BiRefNet, got {type(model).__name__}.")
     if image_processor is None:
-        hub_kwargs = {k: model_kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in model_kwargs}
+        hub_keys = ("revision", "token", "cache_dir", "local_files_only")
+        hub_kwargs = {key: model_kwargs[key] for key in hub_keys if key in model_kwargs}
         image_processor = native_image_processor(model, **hub_kwargs)
     return pipeline(task, model=model, image_processor=image_processor, **kwargs)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from parity_recipe import official_manifest
 
 from birefnet_hf import BACKBONE_SPECS, BiRefNetConfig, BiRefNetForImageSegmentation
 from birefnet_hf.conversion_mapping import (
@@ -26,7 +27,6 @@ from birefnet_hf.conversion_mapping import (
     refuse_dinov3_without_neck,
     rename_original_key,
 )
-from parity_recipe import official_manifest
 
 DINOV3 = ("dino_v3_s", "dino_v3_s_plus", "dino_v3_b", "dino_v3_l", "dino_v3_h_plus", "dino_v3_7b")
 SWIN_L_WIDTHS = (192, 384, 768, 1536)  # shallow -> deep

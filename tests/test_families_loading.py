@@ -13,9 +13,15 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from test_families import AUTHORS_CONFIG, EXPECTED_SIZES, _authors_repo
 from transformers import AutoConfig, AutoImageProcessor, pipeline
 
-from birefnet_hf import BiRefNetForImageSegmentation, BiRefNetImageProcessor, BiRefNetImageProcessorPil, segment
+from birefnet_hf import (
+    BiRefNetForImageSegmentation,
+    BiRefNetImageProcessor,
+    BiRefNetImageProcessorPil,
+    segment,
+)
 from birefnet_hf.families import (
     FAMILIES,
     family_config,
@@ -24,7 +30,6 @@ from birefnet_hf.families import (
     native_image_processor,
 )
 from birefnet_hf.pipelines import BackgroundRemovalPipeline, birefnet_pipeline
-from test_families import AUTHORS_CONFIG, EXPECTED_SIZES, _authors_repo
 
 #: The families of the issue's routing question: 2048 (HR), 1440x2560 (lite-2K), 512, dynamic.
 ROUTED = ("BiRefNet_HR", "BiRefNet_lite-2K", "BiRefNet_512x512", "BiRefNet_dynamic")
