@@ -4,6 +4,7 @@
     python benchmarks/gpu.py                                   # swin_v1_l, 1024, batch 1 and 8, every variant
     python benchmarks/gpu.py --backbone swin_v1_t --batch-sizes 1 --variants bf16 cudagraph-bf16
     python benchmarks/gpu.py --train                           # + training steps (batch 2 and 4, bf16 autocast)
+    python benchmarks/gpu.py --variants bf16 --batch-sizes 1 --profile prof.txt   # + where the time of one goes
     python benchmarks/gpu.py --device cpu --size 128 --repeats 2 --batch-sizes 1 --variants fp32 autocast-bf16
                                                                 # smoke run of the script itself on a CPU
 
@@ -27,8 +28,37 @@ import torch
 from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
 INFERENCE_VARIANTS = (
-    "fp32", "fp32-tf32", "fp16", "bf16", "autocast-bf16", "autocast-fp16", "compiled-bf16", "cudagraph-bf16"
+    "fp32", "fp32-tf32", "fp16", "bf16", "autocast-bf16", "autocast-fp16", "compiled-bf16", "cudagraph-bf16",
+    "graph-bf16", "graph-fp16",
 )
+#: Suffixes that change one setting of a variant: ``+benchmark`` (cuDNN autotuning), ``+channels-last`` (model
+#: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions).
+MODIFIERS = ("benchmark", "channels-last", "no-pad")
+
+
+def _variant(text: str) -> str:
+    base, *modifiers = text.split("+")
+    if base not in INFERENCE_VARIANTS or any(m not in MODIFIERS for m in modifiers):
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {text!r}: one of {', '.join(INFERENCE_VARIANTS)}, optionally +{'/+'.join(MODIFIERS)}"
+        )
+    return text
+
+
+@contextlib.contextmanager
+def _modifiers(names):
+    """The settings of a variant's ``+`` suffixes, restored afterwards."""
+    import birefnet_hf.modeling_birefnet as modeling
+
+    benchmark, pad = torch.backends.cudnn.benchmark, modeling.tensor_core_channel_multiple
+    torch.backends.cudnn.benchmark = "benchmark" in names
+    if "no-pad" in names:
+        modeling.tensor_core_channel_multiple = lambda tensor: 1
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        modeling.tensor_core_channel_multiple = pad
 
 
 class _Timer:
@@ -102,6 +132,13 @@ def _inference_callable(model, variant: str, x: torch.Tensor):
                 return model(pixel_values=x).logits
 
         return run
+    if variant in ("graph-bf16", "graph-fp16"):
+        from birefnet_hf.cuda_graphs import capture_cuda_graphs
+
+        dtype = torch.float16 if variant.endswith("fp16") else torch.bfloat16
+        half, xh = copy.deepcopy(model).to(dtype), x.to(dtype)
+        capture_cuda_graphs(half)
+        return lambda: half(pixel_values=xh).logits
     if variant in ("compiled-bf16", "cudagraph-bf16"):
         half, xh = copy.deepcopy(model).to(torch.bfloat16), x.to(torch.bfloat16)
         mode = "reduce-overhead" if variant == "cudagraph-bf16" else None
@@ -115,13 +152,17 @@ def bench_inference(args, device: torch.device) -> list[dict]:
     model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).eval().to(device)
     timer = _Timer(device)
     rows = []
-    for variant in args.variants:
-        row = {"variant": variant}
+    for name in args.variants:
+        variant, *modifiers = name.split("+")
+        row = {"variant": name}
+        base = model.to(memory_format=torch.channels_last) if "channels-last" in modifiers else model
         for batch in args.batch_sizes:
             x = torch.randn(batch, 3, args.size, args.size, device=device)
+            if "channels-last" in modifiers:
+                x = x.contiguous(memory_format=torch.channels_last)
             try:
-                with torch.inference_mode() if not variant.endswith("graph-bf16") else torch.no_grad():
-                    fn = _inference_callable(model, variant, x)
+                with torch.inference_mode() if "graph" not in variant else torch.no_grad(), _modifiers(modifiers):
+                    fn = _inference_callable(base, variant, x)
                     timer.reset_peak()
                     times = timer.measure(fn, args.repeats, args.warmup)
                 row[f"b{batch}"] = statistics.median(times) / batch
@@ -133,49 +174,97 @@ def bench_inference(args, device: torch.device) -> list[dict]:
                 torch.backends.cuda.matmul.allow_tf32 = False
                 torch.backends.cudnn.allow_tf32 = True
                 torch._dynamo.reset()
+        if "channels-last" in modifiers:
+            model.to(memory_format=torch.contiguous_format)
         rows.append(row)
     return rows
+
+
+TRAINING_VARIANTS = ("eager", "eager-ckpt", "compiled", "compiled-ckpt")
 
 
 def bench_training(args, device: torch.device) -> list[dict]:
     rows = []
     timer = _Timer(device)
-    for compiled in (False, True):
-        for checkpointing in (False, True):
-            row = {"variant": f"bf16 autocast{' + compile' if compiled else ''}"
-                              f"{' + grad ckpt' if checkpointing else ''}"}
-            for batch in args.train_batch_sizes:
-                torch.manual_seed(0)
-                model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).to(device).train()
-                if checkpointing:
-                    model.gradient_checkpointing_enable()
-                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-                forward = torch.compile(model, fullgraph=True) if compiled else model
-                x = torch.randn(batch, 3, args.size, args.size, device=device)
-                labels = (torch.rand(batch, 1, args.size, args.size, device=device) > 0.5).float()
+    for name in args.train_variants:
+        compiled, checkpointing = name.startswith("compiled"), name.endswith("-ckpt")
+        row = {"variant": f"bf16 autocast{' + compile' if compiled else ''}"
+                          f"{' + grad ckpt' if checkpointing else ''}"}
+        for batch in args.train_batch_sizes:
+            torch.manual_seed(0)
+            model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).to(device).train()
+            if checkpointing:
+                getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+            forward = torch.compile(model, fullgraph=True) if compiled else model
+            x = torch.randn(batch, 3, args.size, args.size, device=device)
+            labels = (torch.rand(batch, 1, args.size, args.size, device=device) > 0.5).float()
 
-                def step():
-                    with torch.autocast(device.type, dtype=torch.bfloat16):
-                        loss = forward(pixel_values=x, labels=labels).loss
-                    loss.backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+            def step(forward=forward, x=x, labels=labels, optimizer=optimizer):
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    loss = forward(pixel_values=x, labels=labels).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
 
-                try:
-                    timer.reset_peak()
-                    times = timer.measure(step, args.repeats, args.warmup)
-                    row[f"b{batch}"] = statistics.median(times)
-                    row[f"peak_b{batch}"] = timer.peak_gib()
-                except Exception as error:
-                    row[f"b{batch}"] = f"error: {type(error).__name__}: {str(error)[:80]}"
-                    row[f"peak_b{batch}"] = None
-                finally:
-                    del model, optimizer, forward
-                    torch._dynamo.reset()
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-            rows.append(row)
+            try:
+                timer.reset_peak()
+                times = timer.measure(step, args.repeats, args.warmup)
+                row[f"b{batch}"] = statistics.median(times)
+                row[f"peak_b{batch}"] = timer.peak_gib()
+            except Exception as error:
+                row[f"b{batch}"] = f"error: {type(error).__name__}: {str(error)[:80]}"
+                row[f"peak_b{batch}"] = None
+            finally:
+                del model, optimizer, forward
+                torch._dynamo.reset()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        rows.append(row)
     return rows
+
+
+def profile_forward(args, device: torch.device, path: str) -> None:
+    """Profile a few eager forwards of the first inference variant at each batch size: write the operator tables
+    (by device time; then by input shape) to ``path`` and print, per forward, the wall time, the device kernel time
+    and the host-side launch, copy and synchronisation counts (a forward bound by the host shows wall >> kernel)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone)).eval().to(device)
+    variant, forwards = args.variants[0], 3
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sort_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    timer = _Timer(device)
+    with open(path, "w") as handle:
+        for batch in args.batch_sizes:
+            x = torch.randn(batch, 3, args.size, args.size, device=device)
+            with torch.no_grad():
+                fn = _inference_callable(model, variant, x)
+                for _ in range(args.warmup):
+                    fn()
+                timer.synchronize()
+                begin = time.perf_counter()
+                with profile(activities=activities, record_shapes=True) as prof:
+                    for _ in range(forwards):
+                        fn()
+                    timer.synchronize()
+                wall = (time.perf_counter() - begin) * 1e3 / forwards
+            events = prof.key_averages()
+            title = f"{variant}, batch {batch}, {args.backbone} at {args.size}, {forwards} forwards"
+            handle.write(f"{title}\n{events.table(sort_by=sort_key, row_limit=70, max_name_column_width=90)}\n")
+            by_shape = prof.key_averages(group_by_input_shape=True)
+            handle.write(f"{title}, by input shape\n"
+                         f"{by_shape.table(sort_by=sort_key, row_limit=50, max_name_column_width=40)}\n\n")
+            counts = {event.key: event.count / forwards for event in events}
+            kernel_ms = sum(getattr(e, "self_device_time_total", 0.0) for e in events) / 1e3 / forwards
+            print(f"\n### Profile ({variant}, batch {batch}; tables in {path})")
+            print(f"per forward: wall {wall:.1f} ms (under the profiler), device kernel time {kernel_ms:.1f} ms")
+            for name in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cudaMemcpyAsync",
+                         "cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::nonzero", "aten::item",
+                         "aten::_local_scalar_dense", "aten::copy_"):
+                if name in counts:
+                    print(f"  {name}: {counts[name]:.0f} per forward")
 
 
 def _format(value) -> str:
@@ -199,11 +288,17 @@ def main(argv=None) -> None:
     parser.add_argument("--backbone", default="swin_v1_l")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--variants", nargs="+", default=list(INFERENCE_VARIANTS), choices=INFERENCE_VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(INFERENCE_VARIANTS), type=_variant,
+                        help=f"any of {', '.join(INFERENCE_VARIANTS)}, each optionally with +{'/+'.join(MODIFIERS)}")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--train", action="store_true", help="also time training steps")
     parser.add_argument("--train-batch-sizes", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--train-variants", nargs="+", default=list(TRAINING_VARIANTS), choices=TRAINING_VARIANTS,
+                        help="eager / compiled forward (torch.compile fullgraph), each without and with gradient "
+                             "checkpointing")
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference table")
+    parser.add_argument("--profile", metavar="PATH", help="also profile the first variant at the first batch size")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -215,10 +310,13 @@ def main(argv=None) -> None:
     if ceiling is not None:
         print(f"bf16 matmul 8192^3: {ceiling:.0f} TFLOP/s")
     with contextlib.suppress(KeyboardInterrupt):
-        print_table("Inference, ms per image", bench_inference(args, device), args.batch_sizes, "ms/img")
+        if not args.no_inference:
+            print_table("Inference, ms per image", bench_inference(args, device), args.batch_sizes, "ms/img")
         if args.train:
             print_table("Training step (AdamW), ms per step", bench_training(args, device), args.train_batch_sizes,
                         "ms/step")
+        if args.profile:
+            profile_forward(args, device, args.profile)
 
 
 if __name__ == "__main__":

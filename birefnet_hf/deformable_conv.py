@@ -150,7 +150,9 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
     # like the gather sampler
     modulation = mask.to(sample_dtype).reshape(batch, 1, taps, positions) + (pos_y + pos_x).unsqueeze(1) * 0
     source = x.to(sample_dtype)
-    weight_matrix = weight.reshape(out_channels, channels * taps)
+    # one (O, C*K) weight for every image, as a stride-0 batch: (O, C*K) @ (N, C*K, p) would be computed as
+    # (N*p, C*K) @ (C*K, O) after a transposed copy of the whole column buffer
+    weight_matrix = weight.reshape(out_channels, channels * taps).expand(batch, -1, -1)
     chunk = max(1, min(positions, _MAX_PORTABLE_COLUMN_ELEMENTS // max(1, batch * channels * taps)))
     if torch.jit.is_tracing():  # the TorchScript tracer (ONNX) would fix the chunk bounds to the traced size
         chunk = positions
@@ -161,7 +163,7 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
             source, grid[:, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
         )  # (N, C, K, p)
         columns = (sampled * modulation[..., start:stop]).reshape(batch, channels * taps, stop - start)
-        pieces.append(torch.matmul(weight_matrix, columns.to(weight.dtype)))  # (N, O, p)
+        pieces.append(torch.bmm(weight_matrix, columns.to(weight.dtype)))  # (N, O, p)
     out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
     out = out.view(batch, out_channels, out_h, out_w)
     if bias is not None:

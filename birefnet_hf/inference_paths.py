@@ -14,6 +14,8 @@ The predicates below are the only device/dtype/mode tests in the forward path:
 * :func:`use_cpu_inference_kernels` -- the CPU kernels that only exist for inference (in-place products into
   preallocated buffers, the fused Swin block): additionally float32, no autograd recording, no autocast, and the
   module in eval mode.
+* :func:`tensor_core_channel_multiple` -- on CUDA, convolutions with odd channel counts are zero-padded to a
+  multiple of 8 so that cuDNN uses tensor cores (exact: the padding adds zero filters / zero inputs).
 
 Every other case -- CUDA and other accelerators, the meta device, bfloat16/float16 models, autocast, tracing for
 compile or export -- takes the portable form, so a CPU trick can never slow (or break) the GPU path.
@@ -57,6 +59,14 @@ def use_cpu_inference_kernels(tensor: torch.Tensor, module: nn.Module | None = N
     )
 
 
+def tensor_core_channel_multiple(tensor: torch.Tensor) -> int:
+    """The channel multiple a convolution's output (and input) channels are zero-padded to: 8 on CUDA, where cuDNN
+    runs bfloat16/float16 convolutions on tensor cores only for channel counts that are multiples of 8 (147-channel
+    offset predictors and 1-channel heads otherwise fall back to kernels 5-20x slower); 1 (no padding) elsewhere.
+    Padding with zero filters and zero input channels leaves every real output channel's value unchanged."""
+    return 8 if tensor.device.type == "cuda" else 1
+
+
 def compile_for_inference(model: nn.Module, backend: str | None = None) -> nn.Module:
     """Compile ``model`` in place for repeated inference at a few fixed input sizes and return it.
 
@@ -89,4 +99,11 @@ def compile_for_training(model: nn.Module, backend: str = "inductor") -> nn.Modu
     return model
 
 
-__all__ = ["compile_for_inference", "compile_for_training", "is_tracing", "use_cpu_kernels", "use_cpu_inference_kernels"]
+__all__ = [
+    "compile_for_inference",
+    "compile_for_training",
+    "is_tracing",
+    "tensor_core_channel_multiple",
+    "use_cpu_inference_kernels",
+    "use_cpu_kernels",
+]

@@ -49,6 +49,7 @@ from .conversion_mapping import (
     unreadable_weights_error,
 )
 from .deformable_conv import modulated_deform_conv2d
+from .inference_paths import tensor_core_channel_multiple
 from .loss_birefnet import BiRefNetLoss
 
 logger = logging.get_logger(__name__)
@@ -143,6 +144,25 @@ def image_patches(image: torch.Tensor, size) -> torch.Tensor:
     return patches.permute(0, 1, 2, 4, 3, 5).reshape(batch, channels * grid_h * grid_w, patch_h, patch_w)
 
 
+def _tensor_core_padded(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+    """``(x, weight, bias)`` with the input and output channels zero-padded to the device's tensor-core multiple
+    (:func:`~birefnet_hf.inference_paths.tensor_core_channel_multiple`; unchanged off CUDA). The first
+    ``weight.shape[0]`` output channels of the convolution are unchanged."""
+    multiple = tensor_core_channel_multiple(x)
+    spare_out, spare_in = -weight.shape[0] % multiple, -weight.shape[1] % multiple
+    if spare_in:
+        padded = x.new_zeros((x.shape[0], x.shape[1] + spare_in, *x.shape[2:]))
+        padded = padded.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+            memory_format=torch.channels_last
+        ) else padded
+        padded[:, : x.shape[1]] = x
+        x = padded
+    if spare_in or spare_out:
+        weight = F.pad(weight, (0, 0, 0, 0, 0, spare_in, 0, spare_out))
+        bias = F.pad(bias, (0, spare_out))
+    return x, weight, bias
+
+
 class ZeroInitConv2d(nn.Conv2d):
     """A convolution initialised to zero (the deformable convolutions' offset and modulation predictors)."""
 
@@ -164,7 +184,11 @@ class DeformableConv2d(nn.Module):
         taps = self.modulator_conv.out_channels
         weight = torch.cat((self.offset_conv.weight, self.modulator_conv.weight))
         bias = torch.cat((self.offset_conv.bias, self.modulator_conv.bias))
-        offset, modulator = F.conv2d(x, weight, bias, padding=self.padding).split((2 * taps, taps), dim=1)
+        spare = -weight.shape[0] % tensor_core_channel_multiple(x)  # zero filters on CUDA (3 * taps is odd)
+        if spare:
+            weight, bias = F.pad(weight, (0, 0, 0, 0, 0, 0, 0, spare)), F.pad(bias, (0, spare))
+        predicted = F.conv2d(x, weight, bias, padding=self.padding)
+        offset, modulator = predicted[:, : 2 * taps], predicted[:, 2 * taps : 3 * taps]
         modulator = 2.0 * torch.sigmoid(modulator)
         return modulated_deform_conv2d(
             x, offset, modulator, self.regular_conv.weight, self.regular_conv.bias, padding=self.padding
@@ -332,7 +356,7 @@ class InwardReference(nn.Module):
         # composed[k, c] = sum_m full_conv(second[k, m], first[m, c]); conv_transpose2d computes full convolutions
         kernel = F.conv_transpose2d(first.weight.transpose(0, 1), second.transpose(0, 1)).transpose(0, 1)
         bias = second_bias + second.sum(dim=(2, 3)) @ first.bias
-        out = F.conv2d(source, kernel, bias, padding=2)
+        out = F.conv2d(*_tensor_core_padded(source, kernel, bias), padding=2)[:, : kernel.shape[0]]
 
         def literal(strip):
             return F.conv2d(first(strip), second, second_bias, padding=1)

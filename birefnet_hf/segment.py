@@ -45,6 +45,7 @@ from .bulk import ProcessShard
 from .cli import interrupted_exit_code, sigterm_as_interrupt
 from .command_args import parse_resolution as _parse_resolution
 from .command_args import positive_int as _positive_int
+from .cuda_graphs import capture_cuda_graphs
 from .cutout_options import CutoutSettings as _CutoutSettings
 from .cutout_options import MatteOptions, add_cutout_arguments, cutout_settings_from_args
 from .image_processing_birefnet import to_rgb_image
@@ -113,11 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtype", choices=sorted(_DTYPES), default="float32", help="model precision (default float32)"
     )
-    parser.add_argument(
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model (one graph per input size; CUDA graphs on CUDA: the low-latency path for "
-        "many images of one size); the first batch of each size compiles",
+        help="torch.compile the model (one graph per input size; CUDA graphs on CUDA); the first batch of each "
+        "size compiles (minutes for Swin-L)",
+    )
+    speed.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="replay the forward as a CUDA graph per input size (CUDA only; nothing is compiled, the first batch of "
+        "each size is captured in about a second): the low-latency path for many images of one size",
     )
     parser.add_argument(
         "--backend",
@@ -322,6 +330,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 return 2
             compile_for_inference(model)
             logger.info("Compiled the model (first batch of each input size compiles; CUDA graphs on CUDA).")
+        if args.cuda_graphs:
+            if args.backend != "pytorch" or device.type != "cuda":
+                print(
+                    f"birefnet-hf segment: --cuda-graphs needs --backend pytorch on a CUDA device (got --backend "
+                    f"{args.backend} on {device})",
+                    file=sys.stderr,
+                )
+                return 2
+            capture_cuda_graphs(model)
         batches = list(_batched(runnable, args.batch_size))
         with tqdm(total=len(runnable), unit="img", desc="segment", disable=args.no_progress) as bar:
             for batch, loaded, load_failures in _prefetched(batches, settings, prefetch=device.type != "cpu"):

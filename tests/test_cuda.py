@@ -91,3 +91,20 @@ def test_cuda_graph_compile_matches_eager(models):
         for _ in range(3):
             actual = compiled(pixel_values=x).logits.float().clone()
     assert _relative_error(actual, expected.cpu()) < 2e-2
+
+
+def test_cuda_graph_capture_replays_the_eager_forward(models):
+    from birefnet_hf.cuda_graphs import capture_cuda_graphs, release_cuda_graphs
+
+    _, gpu = models
+    eager = copy.deepcopy(gpu).to(torch.bfloat16)
+    graphed = capture_cuda_graphs(copy.deepcopy(eager))
+    with torch.inference_mode():
+        for shape in ((1, 3, 256, 256), (1, 3, 256, 256), (2, 3, 192, 256)):
+            x = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+            expected = eager(pixel_values=x).logits.float()
+            actual = graphed(pixel_values=x).logits.float().clone()
+            assert _relative_error(actual, expected.cpu()) < 1e-2, shape
+    assert len(graphed.forward.graphs) == 2
+    release_cuda_graphs(graphed)
+    assert "forward" not in graphed.__dict__

@@ -217,6 +217,20 @@ def test_compile_flag_gives_the_same_outputs(model_dir, photos, tmp_path, capsys
         assert np.abs(eager - fast).max() <= 1
 
 
+def test_cuda_graphs_flag_needs_a_cuda_device_and_excludes_compile(model_dir, photos, tmp_path, capsys):
+    """`--cuda-graphs` on a CPU is refused (exit 2, naming the device) before any output is written; with
+    `--compile` it is a usage error. The replay itself is tested in tests/test_cuda.py."""
+    code, _, err = _run(capsys, photos / "b.png", "-m", model_dir, "-o", tmp_path / "out", "--cuda-graphs",
+                        "--device", "cpu")
+    assert code == 2 and "--cuda-graphs needs --backend pytorch on a CUDA device" in err and "on cpu" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        segment.main([str(photos / "b.png"), "-m", str(model_dir), "-o", str(tmp_path / "x"), "--compile",
+                      "--cuda-graphs"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_prefetching_decodes_the_same_batches(photos):
     """The accelerator path decodes the next batch in a worker thread; batches, images and failures are the same."""
     from birefnet_hf.segment import MatteOptions, _CutoutSettings, _Job, _prefetched
