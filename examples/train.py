@@ -55,7 +55,8 @@ a Hub repo, an authors' repository or ``.pth``; the image processor and training
 ``--image_size`` is given), ``--task matting`` (soft alpha targets, the authors' matting loss, matting errors in
 validation), ``--freeze_backbone``, ``--lora_rank N`` (PEFT adapters on the backbone and decoder; ``*_adapter/``
 folders hold them, ``*_model/`` the merged plain model), ``--dynamic_size MIN MAX`` (random multiple-of-32 size per
-batch), ``--eval_steps N`` with ``--metric_for_best_model`` (``loss`` or any metric) and
+batch; with ``--torch_compile`` one of ``--dynamic_size_buckets`` fixed sizes, 4 by default, each compiled once: see
+:mod:`birefnet_hf.training.dynamic_sizes`), ``--eval_steps N`` with ``--metric_for_best_model`` (``loss`` or any metric) and
 ``--early_stopping_patience``; each validation writes ``eval_grids/step_N.png`` (image | truth | prediction).
 
 This file is the script a reader follows: the options, then ``main()`` (Accelerator, data, model, optimiser,
@@ -99,8 +100,8 @@ from tqdm.auto import tqdm
 from birefnet_hf import BACKBONE_SPECS
 from birefnet_hf.atomic_io import write_text
 from birefnet_hf.cpu_budget import apply_cpu_budget
-from birefnet_hf.inference_paths import compile_for_training
 from birefnet_hf.data import DISCollator, make_eval_transform
+from birefnet_hf.inference_paths import compile_for_training
 from birefnet_hf.loss_birefnet import BiRefNetLoss
 from birefnet_hf.training.arguments import (
     TrainingArgumentError,
@@ -110,6 +111,7 @@ from birefnet_hf.training.arguments import (
 )
 from birefnet_hf.training.augmentation import AUGMENTATIONS, SeededAugmentation, make_augmentation_transform
 from birefnet_hf.training.checkpointing import DiskFullError, list_checkpoints, save_checkpoint
+from birefnet_hf.training.dynamic_sizes import bucket_size, resize_batch, size_buckets
 from birefnet_hf.training.lora import adapters_merged, apply_lora, freeze_backbone
 from birefnet_hf.training.model_setup import (
     build_model,
@@ -193,6 +195,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "images are first resized to --image_size",
     )  # fmt: skip
     data.add_argument(
+        "--dynamic_size_buckets", type=int, default=None, metavar="N",
+        help="with --dynamic_size: every batch at one of N fixed sizes spread over [MIN, MAX] (both ends included, "
+        "multiples of 32), drawn by (seed, epoch, batch), the same on every process; default with --torch_compile: "
+        "4 (one compiled graph each), else off (the authors' independent height and width)",
+    )  # fmt: skip
+    data.add_argument(
         "--task", choices=("dis", "matting"), default="dis",
         help="dis: the paper's loss; matting: soft alpha targets, the authors' matting loss (BCE 10 + MAE 100 + SSIM 10) "
         "and SAD/MSE/Grad/Conn in validation",
@@ -239,8 +247,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument(
         "--torch_compile", action="store_true",
-        help="compile the model's forward with torch.compile (one graph per input shape: fixed --image_size only, "
-        "not with --dynamic_size)",
+        help="compile the model's forward with torch.compile (one graph per input shape: a fixed --image_size, or "
+        "--dynamic_size with --dynamic_size_buckets N sizes)",
     )
     model.add_argument(
         "--torch_compile_backend", default="inductor", help="torch.compile backend of --torch_compile (e.g. aot_eager)"
@@ -402,6 +410,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with accelerator.main_process_first():
         train_split, validation_split = load_splits(args)
     image_size = tuple(args.image_size)
+    buckets = size_buckets(args.dynamic_size, args.dynamic_size_buckets) if args.dynamic_size_buckets else None
     train_transform = make_augmentation_transform(image_size, args.augmentations)
     train_dataset = SeededAugmentation(train_split, train_transform, args.seed)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes
@@ -416,7 +425,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         batch_size=args.per_device_train_batch_size,
         shuffle=True,
         drop_last=True,  # a last batch of one image would break BatchNorm
-        collate_fn=DISCollator(dynamic_size=args.dynamic_size, return_metadata=True),
+        # with size buckets the batch is collated at --image_size and resized to its bucket in the loop
+        collate_fn=DISCollator(dynamic_size=None if buckets else args.dynamic_size, return_metadata=True),
         num_workers=args.dataloader_num_workers,
         generator=torch.Generator().manual_seed(args.seed),
     )
@@ -467,7 +477,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         weight_decay=args.weight_decay if args.optimizer == "adamw" else 0.0,
     )
     if args.torch_compile:
-        compile_for_training(model, backend=args.torch_compile_backend)
+        compile_for_training(model, backend=args.torch_compile_backend, input_shapes=len(buckets) if buckets else 1)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare(eval_dataloader)
@@ -509,7 +519,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     learning_rate = progress.learning_rate
     run = {"backbone": model_config.backbone, "image_size": list(image_size), "learning_rate": learning_rate,
            "init_from": args.init_from, "task": args.task, "lora_rank": args.lora_rank,
-           "freeze_backbone": args.freeze_backbone, "dynamic_size": args.dynamic_size}  # fmt: skip
+           "freeze_backbone": args.freeze_backbone, "dynamic_size": args.dynamic_size,
+           "dynamic_size_buckets": args.dynamic_size_buckets}  # fmt: skip
 
     logger.info("***** Running training *****")
     logger.info(f"  Num examples = {len(train_dataset)}; validation: {len(validation_split) if validation_split else 0}")
@@ -524,7 +535,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     logger.info(f"  Region-level fine-tuning in the last {args.finetune_last_epochs} epoch(s)")
     logger.info(
-        f"  Task = {args.task}, dynamic sizes = {args.dynamic_size}, freeze backbone = {args.freeze_backbone}, "
+        f"  Task = {args.task}, dynamic sizes = {args.dynamic_size}"
+        + (f" in {len(buckets)} buckets {buckets}" if buckets else "")
+        + f", freeze backbone = {args.freeze_backbone}, "
         f"LoRA rank = {args.lora_rank}"
     )
     if progress.completed_steps == 0 and list_checkpoints(checkpoints_dir):
@@ -582,9 +595,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         epoch_loader = train_dataloader
         if epoch == starting_epoch and skip_batches:
             epoch_loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
-        for batch in epoch_loader:
+        first_batch = skip_batches if epoch == starting_epoch else 0
+        for batch_index, batch in enumerate(epoch_loader, start=first_batch):
             file_names = batch.pop("file_names", None)
             batch.pop("original_sizes", None)
+            if buckets:  # the same bucket on every process, and after a resume
+                resize_batch(batch, bucket_size(buckets, args.seed, epoch, batch_index))
             with accelerator.accumulate(model):
                 outputs = model(pixel_values=batch["pixel_values"])
                 loss, terms = criterion(outputs, batch["labels"].to(outputs.logits.dtype), batch.get("class_labels"),

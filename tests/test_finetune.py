@@ -166,8 +166,31 @@ def _one_step(model, lr: float = 1e-2, freeze_batch_norm: bool = False):
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    model(pixel_values=pixel_values, labels=labels).loss.backward()
+    loss = model(pixel_values=pixel_values, labels=labels).loss
+    loss.backward()
     optimizer.step()
+    return loss.detach()
+
+
+def test_gradient_checkpointing_step_equals_the_plain_step():
+    """`--gradient_checkpointing` as examples/train.py switches it on (non-reentrant, BatchNorm training on batch
+    statistics): the checkpointed step's loss, gradients and updated weights are the plain step's (the memory it
+    saves is measured by benchmarks/finetune_memory.py). One backbone pass (no half-size input) keeps it quick."""
+    config = BiRefNetConfig(backbone="pvt_v2_b0", multi_scale_input="none")
+    torch.manual_seed(0)
+    plain = BiRefNetForImageSegmentation(config)
+    checkpointed = BiRefNetForImageSegmentation(config)
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert checkpointed.localization.backbone.gradient_checkpointing and not plain.localization.backbone.gradient_checkpointing
+    losses = []
+    for model in (plain, checkpointed):
+        torch.manual_seed(5)  # the same dropout / drop-path draws (checkpointing replays the RNG state)
+        losses.append(_one_step(model, lr=1e-3))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-6), losses
+    for (name, reference), (_, other) in zip(plain.named_parameters(), checkpointed.named_parameters(), strict=True):
+        assert torch.allclose(reference.grad, other.grad, rtol=1e-4, atol=1e-6), name
+        assert torch.allclose(reference, other, rtol=1e-5, atol=1e-6), name  # after the AdamW step
 
 
 def test_freeze_backbone_leaves_the_backbone_unchanged(tiny_model_dir):

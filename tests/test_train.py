@@ -494,7 +494,7 @@ def test_demo_trained_model_beats_the_untrained_one(tmp_path):
 def test_torch_compile_trains_with_one_graph_and_saves_plain_keys(synthetic_root, tmp_path):
     """`--torch_compile` (fixed size): the forward is one graph (no graph break), compiled once for three training
     steps at one size (and once in eval mode for validation); the run trains (finite losses) and saves the usual
-    state-dict keys. With `--dynamic_size` it is refused."""
+    state-dict keys. With `--dynamic_size` the sizes come from size buckets (tests/test_training_dynamic_sizes.py)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
@@ -515,5 +515,6 @@ def test_torch_compile_trains_with_one_graph_and_saves_plain_keys(synthetic_root
     assert graph_breaks == 0 and compiled_graphs == 2
     saved = BiRefNetForImageSegmentation.from_pretrained(output_dir / "final_model")
     assert not any(key.startswith("_orig_mod") for key in saved.state_dict())  # compiled in place: the same keys
-    with pytest.raises(SystemExit):
-        train.parse_args(_train_args(synthetic_root, tmp_path / "refused", "--torch_compile", "--dynamic_size", "64", "96"))
+    # no longer refused: the 64-96 range in its 2 size buckets (64 and 96 px), one graph each
+    bucketed = train.parse_args(_train_args(synthetic_root, tmp_path / "buckets", "--torch_compile", "--dynamic_size", "64", "96"))
+    assert bucketed.dynamic_size_buckets == 2

@@ -15,7 +15,9 @@
   stopping, result grids;
 * :mod:`~birefnet_hf.training.progress` - averaged loss logs and each process's step records;
 * :mod:`~birefnet_hf.training.saving` - ``save_pretrained`` folders written atomically (LoRA merged), Hub upload;
-* :mod:`~birefnet_hf.training.lora` - ``freeze_backbone`` and LoRA adapters through PEFT (apply, load, merge).
+* :mod:`~birefnet_hf.training.lora` - ``freeze_backbone`` and LoRA adapters through PEFT (apply, load, merge);
+* :mod:`~birefnet_hf.training.dynamic_sizes` - size buckets: the authors' dynamic sizes with a bounded number of
+  shapes for ``torch.compile``, drawn the same on every process and after a resume.
 
 The loss is chosen by arguments, never switched on a shared object: ``BiRefNetLoss(config, task="matting")`` for the
 authors' matting loss, ``criterion(outputs, labels, region_level_finetuning=True)`` in the region-level

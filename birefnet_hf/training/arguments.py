@@ -17,6 +17,7 @@ from typing import Any
 
 from ..metrics import MATTING_METRIC_NAMES
 from .checkpointing import read_training_state, resolve_checkpoint
+from .dynamic_sizes import DEFAULT_SIZE_BUCKETS, size_buckets
 from .model_setup import processor_size
 
 __all__ = ["TrainingArgumentError", "check_input_sizes", "check_resume_arguments", "check_training_arguments"]
@@ -89,6 +90,27 @@ def _check_model(args: argparse.Namespace) -> None:
         _fail("--freeze_backbone with --lora_rank: LoRA already freezes the weights; use --lora_parts decoder")
 
 
+def _check_size_buckets(args: argparse.Namespace) -> None:
+    """Resolve ``--dynamic_size_buckets``: ``None`` keeps the authors' draw; ``--torch_compile`` with
+    ``--dynamic_size`` defaults to :data:`~birefnet_hf.training.dynamic_sizes.DEFAULT_SIZE_BUCKETS` buckets (fewer
+    when the range holds fewer multiples of 32), one compiled graph each."""
+    buckets = getattr(args, "dynamic_size_buckets", None)
+    if args.dynamic_size is None:
+        if buckets is not None:
+            _fail(f"--dynamic_size_buckets {buckets} needs --dynamic_size MIN MAX (the range the buckets divide)")
+        return
+    low, high = args.dynamic_size
+    if buckets is None and getattr(args, "torch_compile", False):
+        # one graph per input shape: the authors' independent draws would compile thousands of them
+        buckets = min(DEFAULT_SIZE_BUCKETS, (high - low) // 32 + 1)
+    if buckets is not None:
+        try:
+            size_buckets(args.dynamic_size, buckets)
+        except ValueError as error:
+            _fail(f"--dynamic_size_buckets {buckets} with --dynamic_size {low} {high}: {error}")
+    args.dynamic_size_buckets = buckets
+
+
 def _check_optimisation(args: argparse.Namespace) -> None:
     # Numbers that make no sense fail here, before any data or model is loaded.
     positive = {"learning_rate": args.learning_rate, "adam_epsilon": args.adam_epsilon,
@@ -103,11 +125,7 @@ def _check_optimisation(args: argparse.Namespace) -> None:
             _fail(f"--{name} must lie in [0, 1), got {getattr(args, name)}")
     if args.metric_for_best_model in MATTING_METRIC_NAMES and args.task != "matting":
         _fail(f"--metric_for_best_model {args.metric_for_best_model} is a matting error: add --task matting")
-    if getattr(args, "torch_compile", False) and args.dynamic_size is not None:
-        _fail(
-            "--torch_compile compiles one graph per input shape and --dynamic_size draws a new height and width for "
-            "every batch (thousands of shapes): train with a fixed --image_size to compile, or without --torch_compile"
-        )
+    _check_size_buckets(args)
     if args.task == "matting" and args.finetune_last_epochs > 0:
         # region-level fine-tuning keeps the IoU term alone, and the matting loss has no IoU term: nothing would train
         _fail(
@@ -172,6 +190,11 @@ def check_resume_arguments(args: argparse.Namespace, state: dict[str, Any], chec
         given = getattr(args, key)
         if key in state and state[key] != given:
             refuse(flag, given, state[key], f"resume with the same {flag} {fresh_hint}")
+    # written only by runs with size buckets: a checkpoint without the field drew the authors' sizes (or none)
+    saved_buckets, given_buckets = state.get("dynamic_size_buckets"), getattr(args, "dynamic_size_buckets", None)
+    if args.dynamic_size is not None and saved_buckets != given_buckets:
+        how = f"--dynamic_size_buckets {saved_buckets}" if saved_buckets else "without --torch_compile or size buckets"
+        refuse("--dynamic_size_buckets", given_buckets, saved_buckets, f"resume {how} {fresh_hint}")
     saved_lr = state.get("learning_rate")
     if args.learning_rate is not None and saved_lr is not None and not math.isclose(args.learning_rate, saved_lr):
         refuse("--learning_rate", f"{args.learning_rate:g}", f"{saved_lr:g}",

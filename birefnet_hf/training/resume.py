@@ -4,8 +4,8 @@
 :func:`training_state` is the dictionary saved next to ``accelerator.save_state``'s files: the progress (steps,
 epoch, validation history, best metric, early-stopping count), the data layout (steps per epoch, processes, total
 batch) and what identifies the run (backbone, training size, learning rate, ``--init_from``, task, LoRA rank,
-frozen backbone, dynamic sizes; :func:`~birefnet_hf.training.arguments.check_resume_arguments` compares those with
-a resumed run's arguments). :func:`resume_training` checks the layout, loads the states and returns the progress.
+frozen backbone, dynamic sizes and, when set, their buckets; :func:`~birefnet_hf.training.arguments.check_resume_arguments`
+compares those with a resumed run's arguments). :func:`resume_training` checks the layout, loads the states and returns the progress.
 Checkpoints written before some of these fields were recorded still load: missing fields are not checked.
 """
 
@@ -22,12 +22,14 @@ from .validation import BestMetricTracker
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-__all__ = ["RUN_IDENTITY_KEYS", "TrainingProgress", "resume_training", "training_state"]
+__all__ = ["OPTIONAL_RUN_KEYS", "RUN_IDENTITY_KEYS", "TrainingProgress", "resume_training", "training_state"]
 
 #: Fields of the training state that identify the run (checked against a resumed run's arguments).
 RUN_IDENTITY_KEYS = (
     "backbone", "image_size", "learning_rate", "init_from", "task", "lora_rank", "freeze_backbone", "dynamic_size",
 )  # fmt: skip
+#: Fields of the run's identity recorded only when set (``--dynamic_size_buckets``; absent: the authors' draw).
+OPTIONAL_RUN_KEYS = ("dynamic_size_buckets",)
 #: Fields that describe how the data is cut into steps; a resumed run must have the same.
 LAYOUT_KEYS = ("steps_per_epoch", "num_processes", "total_batch_size")
 
@@ -65,6 +67,8 @@ def training_state(
         "history": progress.history,
         "evaluations_without_improvement": tracked["evaluations_without_improvement"],
         **{key: run[key] for key in RUN_IDENTITY_KEYS},
+        # only when set, so that every other run writes the keys of earlier versions
+        **{key: run[key] for key in OPTIONAL_RUN_KEYS if run.get(key) is not None},
     }
 
 
