@@ -87,15 +87,34 @@ def compile_for_inference(model: nn.Module, backend: str | None = None) -> nn.Mo
     return model
 
 
-def compile_for_training(model: nn.Module, backend: str = "inductor") -> nn.Module:
-    """Compile ``model``'s forward in place for training at a fixed size (``examples/train.py --torch_compile``) and
-    return it: ``fullgraph=True``, ``dynamic=False`` (one graph per input shape). In place, so the module object, its
-    state-dict keys and Accelerate's wrapping stay as they are.
+def compile_for_training(model: nn.Module, backend: str = "inductor", input_shapes: int = 1) -> nn.Module:
+    """Compile ``model``'s forward in place for training (``examples/train.py --torch_compile``) and return it:
+    ``fullgraph=True``, ``dynamic=False``, one graph per input shape. In place, so the module object, its state-dict
+    keys and Accelerate's wrapping stay as they are.
 
-    Not for the authors' dynamic sizes (height and width drawn independently per batch): a graph per shape means
-    thousands of compiles, and a symbolic-shape graph of the whole model does not finish compiling in practice (its
-    shape guards grow without bound; tried with PyTorch 2.14), so ``--torch_compile`` refuses ``--dynamic_size``."""
-    model.compile(backend=backend, fullgraph=True, dynamic=False)
+    ``input_shapes`` is the number of training shapes: 1 at a fixed ``--image_size``, ``N`` with
+    ``--dynamic_size_buckets N`` (:mod:`birefnet_hf.training.dynamic_sizes`). The model's recompile limit is
+    ``input_shapes`` plus dynamo's default allowance (``torch._dynamo.config.recompile_limit``, 8; validation batches
+    and eval mode take a few), set for this model alone through ``torch.compile(recompile_limit=...)``; PyTorch
+    versions without that argument get the process-wide limit raised to it instead. With ``fullgraph=True`` a
+    shape beyond the limit raises instead of silently running eagerly.
+
+    Not for the authors' unbucketed dynamic sizes (height and width drawn independently per batch: thousands of
+    graphs), and not with ``dynamic=True``: a symbolic-shape graph of the whole model does not finish compiling in
+    practice (its shape guards grow without bound; tried with PyTorch 2.14)."""
+    import inspect
+
+    import torch._dynamo
+
+    if input_shapes < 1:
+        raise ValueError(f"input_shapes must be at least 1, got {input_shapes}")
+    limit = input_shapes + torch._dynamo.config.recompile_limit
+    options: dict = {"backend": backend, "fullgraph": True, "dynamic": False}
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        options["recompile_limit"] = limit
+    else:  # PyTorch before the per-call limit
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+    model.compile(**options)
     return model
 
 
