@@ -60,7 +60,8 @@ def run_option(args: argparse.Namespace, option: str) -> dict:
     torch.manual_seed(0)
     parts = set(option.split("+"))
     device = torch.device(args.device)
-    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone))
+    # one image per step: no BatchNorm in the decoder, as examples/train.py builds it (the ASPP pooling is 1x1)
+    model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=args.backbone, use_batch_norm=args.batch_size > 1))
     if "gc" in parts:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if "freeze_backbone" in parts:
