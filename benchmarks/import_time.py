@@ -59,7 +59,9 @@ def time_statement(statement: str, env: dict[str, str]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--statements", nargs="+", default=list(STATEMENTS), help="the statements to time")
     args = parser.parse_args(argv)
@@ -78,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             cpu[statement].append(cpu_s)
             wall[statement].append(wall_s)
 
-    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.repeats} repeats")
+    print(
+        f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.repeats} repeats"
+    )
     print("| statement | CPU s median | CPU s min-max | wall s median |")
     print("|---|---|---|---|")
     for statement in args.statements:

@@ -67,7 +67,8 @@ if TYPE_CHECKING:
         BiRefNetModelOutput,
         BiRefNetPreTrainedModel,
     )
-    from .pipelines import BackgroundRemovalPipeline, register_pipelines
+    from .pipelines import BackgroundRemovalPipeline
+    from .pipelines import register_pipelines as register_pipelines  # public, outside __all__ as before
 
 
 def __getattr__(name: str) -> Any:

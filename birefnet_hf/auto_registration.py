@@ -26,11 +26,12 @@ loaded the transformers module), and runs when that module is done. When every r
 removes itself. Nothing of transformers is patched: the finder only observes imports (Python's import hook
 protocol, PEP 451) and the registrations are transformers' public API.
 
-The one assumption on transformers is where the Auto classes are defined (the module names above, unchanged
-since transformers 4.0). It is checked twice: if one of those files is missing from the installed transformers,
-registration falls back to the old, eager way (everything imported and registered at once: slow, but correct);
-and a watched module that loads without the class it should define gets an error logged that names it. (A failing
-registration is logged, not raised: it runs inside transformers' own import, which must not fail half-way.)
+The one assumption on transformers is where the Auto classes are defined (the module names above; the
+``models/auto/`` layout dates from transformers 4.0). It is checked twice: if one of those files is missing from
+the installed transformers, registration falls back to the old, eager way (everything imported and registered at
+once: slow, but correct); and a watched module that loads without the class it should define gets an error logged
+that names it. (A failing registration is logged, not raised: it runs inside transformers' own import, which must
+not fail half-way.) ``tests/test_import.py`` pins the module names against the installed transformers.
 """
 
 from __future__ import annotations
@@ -109,20 +110,28 @@ class AutoRegistration:
 #: The registrations, in the order transformers loads their trigger modules.
 AUTO_REGISTRATIONS: tuple[AutoRegistration, ...] = (
     AutoRegistration(
-        "transformers.models.auto.configuration_auto", "AutoConfig",
-        ("birefnet_hf.configuration_birefnet",), register_config,
+        "transformers.models.auto.configuration_auto",
+        "AutoConfig",
+        ("birefnet_hf.configuration_birefnet",),
+        register_config,
     ),
     AutoRegistration(
-        "transformers.models.auto.modeling_auto", "AutoModelForImageSegmentation",
-        ("birefnet_hf.configuration_birefnet", "birefnet_hf.modeling_birefnet"), register_models,
+        "transformers.models.auto.modeling_auto",
+        "AutoModelForImageSegmentation",
+        ("birefnet_hf.configuration_birefnet", "birefnet_hf.modeling_birefnet"),
+        register_models,
     ),
     AutoRegistration(
-        "transformers.models.auto.image_processing_auto", "AutoImageProcessor",
-        ("birefnet_hf.configuration_birefnet", "birefnet_hf.image_processing_birefnet"), register_image_processors,
+        "transformers.models.auto.image_processing_auto",
+        "AutoImageProcessor",
+        ("birefnet_hf.configuration_birefnet", "birefnet_hf.image_processing_birefnet"),
+        register_image_processors,
     ),
     AutoRegistration(
-        "transformers.pipelines", "PIPELINE_REGISTRY",
-        ("birefnet_hf.pipelines",), register_background_removal_pipeline,
+        "transformers.pipelines",
+        "PIPELINE_REGISTRY",
+        ("birefnet_hf.pipelines",),
+        register_background_removal_pipeline,
     ),
 )
 

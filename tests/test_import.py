@@ -142,7 +142,14 @@ def test_auto_classes_load_birefnet_from_a_folder(tiny_model_dir_64):
         """
     ).stdout
     assert output.strip().splitlines()[-1] == str(
-        ["BiRefNetConfig", "BiRefNetModel", "BiRefNetForImageSegmentation", "BiRefNetImageProcessor", (48, 40), False]
+        [
+            "BiRefNetConfig",
+            "BiRefNetModel",
+            "BiRefNetForImageSegmentation",
+            "BiRefNetImageProcessor",
+            (48, 40),
+            False,
+        ]
     )
 
 
@@ -154,7 +161,7 @@ def test_every_public_name_and_submodule_attribute_resolves():
     assert birefnet_hf.auto_registration is auto_registration
     assert birefnet_hf.segment.__name__ == "birefnet_hf.segment"
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
-        birefnet_hf.not_a_name
+        _ = birefnet_hf.not_a_name
 
 
 def test_the_triggers_are_where_transformers_defines_the_auto_classes():
