@@ -40,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--options", nargs="+", default=list(OPTIONS),
                         help=f"any of {OPTIONS}, optionally with '+bf16' (CUDA)")  # fmt: skip
     parser.add_argument("--lora_rank", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed steps after the warm-up; 0: the warm-up step alone (its peak memory, its time)")  # fmt: skip
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -102,7 +103,7 @@ def run_option(args: argparse.Namespace, option: str) -> dict:
         peak_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
     count = sum(p.numel() for p in trainable)
     return {"option": option, "trainable": count, "adam_state_mb": 8 * count / 2**20,
-            "peak_growth_mb": peak_growth / 2**20, "step_s": statistics.median(times[1:]),
+            "peak_growth_mb": peak_growth / 2**20, "step_s": statistics.median(times[1:] or times),
             "loss": float(loss.detach())}  # fmt: skip
 
 
@@ -122,8 +123,8 @@ def main(argv=None) -> list[dict]:
             print(f"{option}: failed\n{result.stderr[-2000:]}", file=sys.stderr)
             continue
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    print(f"\n{args.backbone}, {args.size}x{args.size}, batch {args.batch_size}, {args.device}, "
-          f"median of {args.repeats} steps after 1 warm-up\n")  # fmt: skip
+    timing = f"median of {args.repeats} steps after 1 warm-up" if args.repeats else "the first step alone (warm-up)"
+    print(f"\n{args.backbone}, {args.size}x{args.size}, batch {args.batch_size}, {args.device}, {timing}\n")
     print("| option | trainable params | AdamW state MB | peak memory growth MB | step s |")
     print("|---|---:|---:|---:|---:|")
     for row in rows:
