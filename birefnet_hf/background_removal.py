@@ -29,14 +29,14 @@ import PIL.Image
 import PIL.PngImagePlugin
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.utils import logging
 
 from . import cutout as cutout_ops
 from .atomic_io import atomic_file
 from .cutout_options import MatteOptions, apply_matte_options
 from .cutout_options import model_input_side as _model_side
-from .image_processing_birefnet import BiRefNetImageProcessorPil, to_rgb_image
+from .image_processing_birefnet import to_rgb_image
 from .modeling_birefnet import BiRefNetForImageSegmentation
 from .pipelines import make_cutout
 from .prediction import model_device_and_dtype as _model_device_and_dtype
@@ -185,8 +185,9 @@ def load_model_and_processor(
 ) -> tuple[PreTrainedModel, Any]:
     """Load (or take) a BiRefNet model in eval mode on `device` / `dtype`, and its image processor.
 
-    `model` is a folder or Hub id written by `save_pretrained`, or a loaded model. The processor comes from the
-    model folder's `preprocessor_config.json` when there is one, else the paper's default (1024x1024). It is the
+    `model` is a folder or Hub id written by `save_pretrained` (or an authors' repository), or a loaded model. The
+    processor comes from the model folder's `preprocessor_config.json` when there is one, else the released
+    family's native size, else the paper's default (1024x1024): `families.native_image_processor`. It is the
     PIL backend: the authors' preprocessing value for value, and it resizes the decoded photo without copying it
     into an array first (the torchvision backend makes two transient 8-bit copies: 288 MB at 8000x6000).
     """
@@ -201,24 +202,10 @@ def load_model_and_processor(
     if device is not None or torch_dtype is not None:
         model = model.to(device=device, dtype=torch_dtype)
     model.eval()
-    if processor is None:
-        if source is not None:
-            try:
-                processor = AutoImageProcessor.from_pretrained(source, backend="pil")
-            except (OSError, ValueError) as error:
-                from .families import family_for, image_processor_for
+    if processor is None:  # the repository's processor, else its released family's native size, else 1024
+        from .families import native_image_processor
 
-                processor = image_processor_for(source, backend="pil")  # a released family: its native size
-                if processor is not None:
-                    logger.info(
-                        f"{source!r} is {family_for(source).name}: input size {dict(processor.size)}."
-                    )
-                else:
-                    logger.warning(
-                        f"No image processor found with {source!r} ({error}); using the 1024x1024 default."
-                    )
-        if processor is None:
-            processor = BiRefNetImageProcessorPil()
+        processor = native_image_processor(source if source is not None else model, backend="pil")
     return model, processor
 
 

@@ -113,6 +113,7 @@ def _is_flag(value) -> bool:
 _FIELD_KINDS: dict[str, tuple] = {
     "backbone": (lambda v: isinstance(v, str), "a string"),
     "use_pretrained_backbone": (_is_flag, "true or false"),
+    "released_family": (lambda v: v is None or isinstance(v, str), "a family name or null"),
     "backbone_drop_path_rate": (lambda v: v is None or _is_number(v), "a number or null"),
     "multi_scale_input": (lambda v: isinstance(v, str), "a string"),
     "context_feature_fusion_levels": (_is_integer, "an integer"),
@@ -236,6 +237,12 @@ class BiRefNetConfig(PreTrainedConfig):
         loss_gradient_weight (`float`, *optional*):
             Weights of the loss terms (paper Eq. 1: BCE 30, IoU 0.5, SSIM 10, CE 5; the authors' code also has an
             MAE term, off by default, and weighs the outward reference's gradient loss by 1).
+        released_family (`str`, *optional*):
+            The released checkpoint family the weights were converted from (e.g. `"BiRefNet_HR"`,
+            `birefnet_hf.families`), set when an authors' repository is converted on load and kept by
+            `save_pretrained`, so that the family's native input size (2048 for HR, 2560x1440 for lite-2K, ...) is
+            found again for a saved copy without a `preprocessor_config.json`. `None` for other models. Not part of
+            the architecture.
     """
 
     model_type = "birefnet"
@@ -265,6 +272,7 @@ class BiRefNetConfig(PreTrainedConfig):
     loss_mae_weight: float | int = 0.0
     loss_classification_weight: float | int = 5.0
     loss_gradient_weight: float | int = 1.0
+    released_family: str | None = None
 
     def __post_init__(self, **kwargs):
         _check_field_types(self)

@@ -348,7 +348,7 @@ def family_for(name_or_path: str | os.PathLike | None) -> Family | None:
 def family_config(family: Family | str) -> BiRefNetConfig:
     """The :class:`BiRefNetConfig` of a family: its backbone and the switches its checkpoint implies."""
     family = get_family(family) if isinstance(family, str) else family
-    config = BiRefNetConfig(backbone=family.backbone, **dict(family.config_switches))
+    config = BiRefNetConfig(backbone=family.backbone, released_family=family.name, **dict(family.config_switches))
     config.architectures = ["BiRefNetForImageSegmentation"]
     return config
 
@@ -356,20 +356,25 @@ def family_config(family: Family | str) -> BiRefNetConfig:
 def family_of_model(model_or_config: Any) -> Family | None:
     """The family a loaded model (or its config) came from, ``None`` when it names none.
 
-    transformers records where a model was loaded from in ``config.name_or_path`` (the Hub id, the folder or the
-    Hub cache snapshot), and :meth:`~birefnet_hf.BiRefNetForImageSegmentation.from_pretrained` keeps it when it
-    converts an authors' repository, so ``family_for(config.name_or_path)`` names the family. A model whose backbone
+    A model converted from an authors' repository records its family in ``config.released_family``, which
+    ``save_pretrained`` keeps; that comes first. Otherwise: transformers records where a model was loaded from in
+    ``config.name_or_path`` (the Hub id, the folder or the Hub cache snapshot), and
+    :meth:`~birefnet_hf.BiRefNetForImageSegmentation.from_pretrained` keeps it when it converts an authors' repository, so ``family_for(config.name_or_path)`` names the family. A model whose backbone
     is not the family's (a fine-tuned model saved in a folder named like a family, say) is not taken for it: the
     name would give the wrong native size, so a warning says so and ``None`` is returned.
     """
     config = getattr(model_or_config, "config", model_or_config)
-    family = family_for(getattr(config, "name_or_path", None) or None)
+    recorded = getattr(config, "released_family", None)  # set when an authors' repository was converted on load
+    if recorded in FAMILIES:
+        family, source = FAMILIES[recorded], "config.released_family names the released family"
+    else:
+        family = family_for(getattr(config, "name_or_path", None) or None)
+        source = f"{getattr(config, 'name_or_path', '')!r} is named like the released family"
     backbone = getattr(config, "backbone", None)
     if family is not None and backbone is not None and backbone != family.backbone:
         logger.warning(
-            f"{config.name_or_path!r} is named like the released family {family.name} ({family.backbone}), but the "
-            f"model's backbone is {backbone}: not using {family.name}'s input size "
-            f"{family.size.describe()} for it."
+            f"{source} {family.name} ({family.backbone}), but the model's backbone is {backbone}: not using "
+            f"{family.name}'s input size {family.size.describe()} for it."
         )
         return None
     return family

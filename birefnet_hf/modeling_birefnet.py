@@ -49,6 +49,7 @@ from .conversion_mapping import (
     unreadable_weights_error,
 )
 from .deformable_conv import modulated_deform_conv2d
+from .families import family_for
 from .inference_paths import tensor_core_channel_multiple
 from .loss_birefnet import BiRefNetLoss
 
@@ -677,6 +678,9 @@ class BiRefNetPreTrainedModel(PreTrainedModel):
             # saved from here on in this package's layout: transformers would otherwise write back the authors' names
             model._weight_conversions = None
             _copy_unaligned_cpu_tensors(model)
+            family = family_for(pretrained_model_name_or_path)
+            if family is not None and family.backbone == model.config.backbone:
+                model.config.released_family = family.name  # its native input size survives save_pretrained
         if getattr(model.config, "freezes_backbone", False):  # loading materialises fresh (trainable) parameters
             model.localization.backbone.requires_grad_(False)
         return loaded

@@ -114,6 +114,18 @@ def test_loading_the_authors_layout_keeps_the_source_so_the_pipeline_picks_the_s
     assert result["matte"].size == (50, 40) and result["cutout"].mode == "RGBA"
 
 
+def test_the_family_survives_save_pretrained_under_another_name(lite_2k_model, tmp_path):
+    """A converted model records its family in config.released_family: a copy saved without a processor, in a
+    folder that names no family, still gets the family's native size."""
+    assert lite_2k_model.config.released_family == "BiRefNet_lite-2K"
+    lite_2k_model.save_pretrained(tmp_path / "my_cutout_model")
+    assert not (tmp_path / "my_cutout_model" / "preprocessor_config.json").exists()
+    reloaded = BiRefNetForImageSegmentation.from_pretrained(tmp_path / "my_cutout_model")
+    assert reloaded.config.released_family == "BiRefNet_lite-2K"
+    assert family_of_model(reloaded) is FAMILIES["BiRefNet_lite-2K"]
+    assert _size(image_processor_for(reloaded)) == {"height": 1440, "width": 2560}
+
+
 # ------------------------------------------------------------------------------------ native_image_processor
 def test_native_image_processor_prefers_the_saved_processor_then_the_family_then_1024(
     tiny_model_dir, tiny_model_dir_64, tmp_path, caplog
