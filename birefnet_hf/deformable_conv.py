@@ -130,6 +130,11 @@ def modulated_deform_conv2d(
     sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     if sampler == "gather" or (sampler is None and use_cpu_kernels(x)):
         chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
+            # autograd keeps every chunk's columns for the backward anyway, so chunks would bound nothing and only
+            # multiply the small operations (each a parallel region that waits for every thread: costly on a
+            # shared CPU, issue 19): one chunk per image
+            chunk = positions
         return _gather_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), chunk, sample_dtype)
     return _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype)
 

@@ -130,3 +130,33 @@ def test_non_finite_offsets_give_nan_never_an_index_error(sampler, shape, kernel
         x, offset.nan_to_num(0.0, 0.0, 0.0), mask, weight, None, (pad, pad), sampler=sampler
     )
     assert torch.allclose(out.permute(0, 2, 3, 1)[finite], reference.permute(0, 2, 3, 1)[finite], atol=1e-5)
+
+
+def test_with_autograd_the_gather_sampler_builds_one_chunk_per_image(monkeypatch):
+    """Autograd keeps every chunk's columns for the backward, so chunking bounds no memory there and only multiplies
+    small operations (parallel regions, costly on a shared CPU): one embedding_bag per image with autograd, chunks
+    of at most _MAX_COLUMN_ELEMENTS without; the values are the same."""
+    import birefnet_hf.deformable_conv as deformable
+
+    calls = []
+    original = deformable.F.embedding_bag
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(deformable.F, "embedding_bag", counting)
+    monkeypatch.setattr(deformable, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 30)  # 30 positions per chunk
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 12, 12)
+    offset, mask = torch.randn(2, 18, 12, 12), torch.rand(2, 9, 12, 12)
+    weight = torch.randn(5, 4, 3, 3, requires_grad=True)
+    with torch.no_grad():
+        chunked = deformable.modulated_deform_conv2d(x, offset, mask, weight, padding=(1, 1), sampler="gather")
+    assert len(calls) == 2 * 5  # 144 positions in chunks of 30, per image
+    calls.clear()
+    whole = deformable.modulated_deform_conv2d(x, offset, mask, weight, padding=(1, 1), sampler="gather")
+    assert len(calls) == 2
+    torch.testing.assert_close(whole.detach(), chunked, rtol=1e-5, atol=1e-5)
+    whole.sum().backward()
+    assert weight.grad is not None and torch.isfinite(weight.grad).all()
