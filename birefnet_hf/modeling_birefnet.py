@@ -152,12 +152,7 @@ def _tensor_core_padded(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     multiple = tensor_core_channel_multiple(x)
     spare_out, spare_in = -weight.shape[0] % multiple, -weight.shape[1] % multiple
     if spare_in:
-        padded = x.new_zeros((x.shape[0], x.shape[1] + spare_in, *x.shape[2:]))
-        padded = padded.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last
-        ) else padded
-        padded[:, : x.shape[1]] = x
-        x = padded
+        x = F.pad(x, (0, 0, 0, 0, 0, spare_in))  # keeps a channels-last input channels-last
     if spare_in or spare_out:
         weight = F.pad(weight, (0, 0, 0, 0, 0, spare_in, 0, spare_out))
         bias = F.pad(bias, (0, spare_out))
@@ -185,10 +180,8 @@ class DeformableConv2d(nn.Module):
         taps = self.modulator_conv.out_channels
         weight = torch.cat((self.offset_conv.weight, self.modulator_conv.weight))
         bias = torch.cat((self.offset_conv.bias, self.modulator_conv.bias))
-        spare = -weight.shape[0] % tensor_core_channel_multiple(x)  # zero filters on CUDA (3 * taps is odd)
-        if spare:
-            weight, bias = F.pad(weight, (0, 0, 0, 0, 0, 0, 0, spare)), F.pad(bias, (0, spare))
-        predicted = F.conv2d(x, weight, bias, padding=self.padding)
+        # on CUDA the 3 * taps filters are padded with zero filters to a tensor-core multiple (3 * taps is odd)
+        predicted = F.conv2d(*_tensor_core_padded(x, weight, bias), padding=self.padding)
         offset, modulator = predicted[:, : 2 * taps], predicted[:, 2 * taps : 3 * taps]
         modulator = 2.0 * torch.sigmoid(modulator)
         return modulated_deform_conv2d(
