@@ -12,8 +12,11 @@ are applied with one ``matmul`` per chunk:
   one-pixel zero border, so the four corners of a sample are one index plus four constants: a sample whose
   top-left corner is off that border reads nothing (weight zero), one that straddles the map's edge reads zeros
   for its outside corners;
-* elsewhere (any other device, and whenever the forward is traced for compile/export), ``grid_sample`` over all
-  images and taps at once (:mod:`birefnet_hf.inference_paths` decides).
+* on CUDA without autograd recording, ``triton``: a fused Triton kernel writes the columns in the weight's dtype
+  straight from the input, offsets and modulation (:mod:`birefnet_hf.triton_deformable`; the portable path makes
+  four passes over a float32 buffer for the same columns);
+* elsewhere (any other device, autograd on CUDA, and whenever the forward is traced for compile/export),
+  ``grid_sample`` over all images and taps at once (:mod:`birefnet_hf.inference_paths` decides).
 
 Sampling positions and weights are computed in float32 whatever the input dtype (pixel coordinates do not fit
 bfloat16's 8-bit mantissa; float64 inputs stay float64); the product runs in the weight's dtype.
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .cpu_linear import linear_rows
-from .inference_paths import use_cpu_inference_kernels, use_cpu_kernels
+from .inference_paths import use_cpu_inference_kernels, use_cpu_kernels, use_cuda_inference_kernels
 
 #: Largest column buffer (channels * taps * positions) built at once, in elements (16 MiB of float32). Small enough
 #: to be reused from the heap chunk after chunk (larger buffers are mapped and page-faulted in afresh each time)
@@ -107,8 +110,9 @@ def modulated_deform_conv2d(
         weight: (O, C, kh, kw).
         bias: (O,) or None.
         padding: (pad_h, pad_w).
-        sampler: ``"gather"`` or ``"grid_sample"``; by default ``"gather"`` in eager CPU code, ``"grid_sample"``
-            elsewhere.
+        sampler: ``"gather"``, ``"grid_sample"`` or ``"triton"`` (inference only: CUDA tensors, or CPU tensors under
+            ``TRITON_INTERPRET=1``); by default ``"gather"`` in eager CPU code, ``"triton"`` in eager CUDA
+            inference with ``triton`` installed, ``"grid_sample"`` elsewhere.
     Returns:
         (N, O, H_out, W_out) with H_out = H + 2*pad_h - kh + 1 (stride 1).
     """
@@ -125,8 +129,8 @@ def modulated_deform_conv2d(
             f"input {tuple(x.shape)} and a {kernel_h}x{kernel_w} kernel."
         )
 
-    if sampler not in (None, "gather", "grid_sample"):
-        raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather' or 'grid_sample'.")
+    if sampler not in (None, "gather", "grid_sample", "triton"):
+        raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather', 'grid_sample' or 'triton'.")
     sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     if sampler == "gather" or (sampler is None and use_cpu_kernels(x)):
         chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
@@ -136,6 +140,8 @@ def modulated_deform_conv2d(
             # shared CPU, issue 19): one chunk per image
             chunk = positions
         return _gather_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), chunk, sample_dtype)
+    if sampler == "triton" or (sampler is None and use_cuda_inference_kernels(x, offset, mask, weight)):
+        return _triton_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w))
     return _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype)
 
 
@@ -144,7 +150,7 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
     taps at once, then one batched product per chunk of output positions. No host synchronisation; the column
     buffer of a chunk is at most ``_MAX_PORTABLE_COLUMN_ELEMENTS``."""
     batch, channels, height, width = x.shape
-    out_channels, _, kernel_h, kernel_w = weight.shape
+    kernel_h, kernel_w = weight.shape[-2:]
     taps = kernel_h * kernel_w
     out_h, out_w = out_size
     positions = out_h * out_w
@@ -155,6 +161,50 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
     # like the gather sampler
     modulation = mask.to(sample_dtype).reshape(batch, 1, taps, positions) + (pos_y + pos_x).unsqueeze(1) * 0
     source = x.to(sample_dtype)
+
+    def columns(start: int, stop: int) -> torch.Tensor:
+        sampled = F.grid_sample(
+            source, grid[:, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
+        )  # (N, C, K, p)
+        return (sampled * modulation[..., start:stop]).reshape(batch, channels * taps, stop - start).to(weight.dtype)
+
+    return _columns_product(columns, x, weight, bias, out_size)
+
+
+def _triton_deform_conv(x, offset, mask, weight, bias, padding, out_size):
+    """The CUDA inference path: the columns of each chunk from the fused Triton sampler, in the weight's dtype,
+    then the same chunked product as the portable path. Refuses autograd (the kernel has no backward)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
+        raise RuntimeError(
+            "deformable conv: the 'triton' sampler is for inference (it has no backward); call it under "
+            "torch.no_grad() / torch.inference_mode(), or use sampler='grid_sample'"
+        )
+    from . import triton_deformable  # imports triton: only when this path is taken
+
+    if weight.dtype not in triton_deformable.SUPPORTED_DTYPES:
+        raise ValueError(
+            f"deformable conv: the 'triton' sampler writes float32/float16/bfloat16 columns; the weight is "
+            f"{weight.dtype} (use sampler='grid_sample')"
+        )
+    kernel_size = tuple(weight.shape[-2:])
+    # under autocast the product casts the columns to the autocast dtype: write them in it (the same rounding)
+    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else weight.dtype
+
+    def columns(start: int, stop: int) -> torch.Tensor:
+        return triton_deformable.modulated_deformable_columns(x, offset, mask, kernel_size, padding, (start, stop), dtype)
+
+    return _columns_product(columns, x, weight, bias, out_size)
+
+
+def _columns_product(columns, x, weight, bias, out_size):
+    """``weight`` (O, C, kh, kw) times the columns (N, C*K, p) that ``columns(start, stop)`` builds for each chunk
+    of output positions (at most ``_MAX_PORTABLE_COLUMN_ELEMENTS`` elements), plus ``bias``; (N, O, H_out, W_out)
+    in ``x``'s dtype. Chunk bounds depend on shapes only: no host synchronisation."""
+    batch = x.shape[0]
+    out_channels, channels, kernel_h, kernel_w = weight.shape
+    taps = kernel_h * kernel_w
+    out_h, out_w = out_size
+    positions = out_h * out_w
     # one (O, C*K) weight for every image, as a stride-0 batch: (O, C*K) @ (N, C*K, p) would be computed as
     # (N*p, C*K) @ (C*K, O) after a transposed copy of the whole column buffer
     weight_matrix = weight.reshape(out_channels, channels * taps).expand(batch, -1, -1)
@@ -164,11 +214,7 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
     pieces = []
     for start in range(0, positions, chunk):
         stop = min(positions, start + chunk)
-        sampled = F.grid_sample(
-            source, grid[:, :, start:stop], mode="bilinear", padding_mode="zeros", align_corners=False
-        )  # (N, C, K, p)
-        columns = (sampled * modulation[..., start:stop]).reshape(batch, channels * taps, stop - start)
-        pieces.append(torch.bmm(weight_matrix, columns.to(weight.dtype)))  # (N, O, p)
+        pieces.append(torch.bmm(weight_matrix, columns(start, stop)))  # (N, O, p)
     out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
     out = out.view(batch, out_channels, out_h, out_w)
     if bias is not None:

@@ -16,12 +16,20 @@ The predicates below are the only device/dtype/mode tests in the forward path:
   module in eval mode.
 * :func:`tensor_core_channel_multiple` -- on CUDA, convolutions with odd channel counts are zero-padded to a
   multiple of 8 so that cuDNN uses tensor cores (exact: the padding adds zero filters / zero inputs).
+* :func:`use_cuda_inference_kernels` -- the CUDA kernels that only exist for inference (the deformable
+  convolution's fused Triton sampler, :mod:`birefnet_hf.triton_deformable`): eager execution on CUDA tensors of
+  float32/float16/bfloat16 with autograd not recording, and ``triton`` installed. Autocast is allowed (the kernel
+  reads each tensor in its own dtype and the product after it runs under autocast as in the portable form).
 
-Every other case -- CUDA and other accelerators, the meta device, bfloat16/float16 models, autocast, tracing for
-compile or export -- takes the portable form, so a CPU trick can never slow (or break) the GPU path.
+Every other case -- other accelerators, the meta device, CUDA with autograd recording or without ``triton``,
+tracing for compile or export -- takes the portable form (on CPU, bfloat16/float16 models and autocast take it
+too), so a CPU trick can never slow (or break) the GPU path, and ``torch.compile`` always sees the portable form.
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
 
 import torch
 from torch import nn
@@ -57,6 +65,27 @@ def use_cpu_inference_kernels(tensor: torch.Tensor, module: nn.Module | None = N
         and not _autocast_enabled("cpu")
         and not is_tracing()
     )
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    """Whether ``triton`` can be imported; looked up once per process (a failed look-up scans ``sys.path``, too
+    slow to repeat for every deformable convolution of a launch-bound CUDA forward)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def use_cuda_inference_kernels(*tensors: torch.Tensor) -> bool:
+    """Whether the inference-only CUDA kernels apply to an operation on ``tensors`` (the first one decides the
+    device): eager execution (not tracing) on a CUDA device, every tensor float32/float16/bfloat16, autograd not
+    recording the operation (grad mode off, or no tensor requires grad), and ``triton`` importable (CUDA wheels of
+    PyTorch ship it on Linux)."""
+    if not tensors or tensors[0].device.type != "cuda" or is_tracing():
+        return False
+    if any(t.dtype not in (torch.float32, torch.float16, torch.bfloat16) for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    return _triton_installed()
 
 
 def tensor_core_channel_multiple(tensor: torch.Tensor) -> int:
@@ -125,4 +154,5 @@ __all__ = [
     "tensor_core_channel_multiple",
     "use_cpu_inference_kernels",
     "use_cpu_kernels",
+    "use_cuda_inference_kernels",
 ]
