@@ -32,8 +32,9 @@ INFERENCE_VARIANTS = (
     "graph-bf16", "graph-fp16",
 )
 #: Suffixes that change one setting of a variant: ``+benchmark`` (cuDNN autotuning), ``+channels-last`` (model
-#: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions).
-MODIFIERS = ("benchmark", "channels-last", "no-pad")
+#: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions),
+#: ``+no-triton`` (the deformable convolutions' portable ``grid_sample`` sampler instead of the fused Triton one).
+MODIFIERS = ("benchmark", "channels-last", "no-pad", "no-triton")
 
 
 def _variant(text: str) -> str:
@@ -48,17 +49,22 @@ def _variant(text: str) -> str:
 @contextlib.contextmanager
 def _modifiers(names):
     """The settings of a variant's ``+`` suffixes, restored afterwards."""
+    import birefnet_hf.deformable_conv as deformable
     import birefnet_hf.modeling_birefnet as modeling
 
     benchmark, pad = torch.backends.cudnn.benchmark, modeling.tensor_core_channel_multiple
+    triton_kernels = deformable.use_cuda_inference_kernels
     torch.backends.cudnn.benchmark = "benchmark" in names
     if "no-pad" in names:
         modeling.tensor_core_channel_multiple = lambda tensor: 1
+    if "no-triton" in names:
+        deformable.use_cuda_inference_kernels = lambda *tensors: False
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = benchmark
         modeling.tensor_core_channel_multiple = pad
+        deformable.use_cuda_inference_kernels = triton_kernels
 
 
 class _Timer:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 # The GPU checks of one lent-GPU session, as one script with one deadline (issue 12):
-#   the inference table (eager, CUDA-graph and setting variants), the CUDA tests, a profile of the eager forward,
+#   the inference table (eager, CUDA-graph and setting variants; +no-triton: the portable deformable sampler), the
+#   CUDA tests, the deformable sampler alone (portable vs Triton, tile sweep), a profile of the eager forward,
 #   `birefnet-hf segment` end to end, fine-tuning memory at 2048, training steps, then the inductor-compiled
 #   variants (minutes each for Swin-L) while time is left.
 # Steps run in order of value; each is cut at the deadline, and a failing step does not stop the next.
@@ -45,16 +46,20 @@ BENCH=(python benchmarks/gpu.py --device "$DEVICE" --backbone "$BACKBONE" --size
 } >>"$LOG" 2>&1
 
 if [[ $SMOKE == 1 ]]; then
-    step inference 300 "${BENCH[@]}" --batch-sizes 1 2 --repeats 2 --warmup 1 --variants fp32 bf16 autocast-bf16
+    step inference 300 "${BENCH[@]}" --batch-sizes 1 2 --repeats 2 --warmup 1 --variants fp32 bf16 autocast-bf16 \
+        bf16+no-triton
+    step deformable-sampler 120 python benchmarks/deformable_sampler.py --smoke
     step profile 120 "${BENCH[@]}" --no-inference --batch-sizes 1 --variants bf16 --repeats 1 --warmup 1 --profile "$OUT/profile.txt"
     step train 300 "${BENCH[@]}" --no-inference --train --train-variants eager --train-batch-sizes 2 --repeats 2 --warmup 1
     step segment 900 python benchmarks/gpu_segment_check.py --device "$DEVICE" --resolution 128 --images 3
     step demo-bf16 600 python examples/run_demo.py --output_dir "$OUT/demo" --overwrite --num_train 16 --num_val 4 \
         --num_test 2 --max_train_steps 8 --mixed_precision bf16 --eval_steps 4
 else
-    step inference 150 "${BENCH[@]}" --batch-sizes 1 8 --variants bf16 fp16 graph-bf16 graph-fp16 bf16+no-pad \
-        bf16+benchmark graph-bf16+benchmark bf16+channels-last autocast-bf16 fp32-tf32
-    step cuda-tests 120 python -m pytest tests/test_cuda.py -q -p no:cacheprovider -k "not cuda_graph_compile"
+    step inference 180 "${BENCH[@]}" --batch-sizes 1 8 --variants bf16 bf16+no-triton graph-bf16 \
+        graph-bf16+no-triton fp16 graph-fp16 bf16+no-pad bf16+benchmark graph-bf16+benchmark bf16+channels-last \
+        autocast-bf16 fp32-tf32
+    step cuda-tests 150 python -m pytest tests/test_cuda.py -q -p no:cacheprovider -k "not cuda_graph_compile"
+    step deformable-sampler 90 python benchmarks/deformable_sampler.py --blocks 32x128 64x64 16x128
     step profile 60 "${BENCH[@]}" --no-inference --batch-sizes 8 --variants bf16 --profile "$OUT/profile.txt"
     step segment 90 python benchmarks/gpu_segment_check.py --device "$DEVICE"
     step finetune-memory 120 python benchmarks/finetune_memory.py --device "$DEVICE" --backbone swin_v1_l --size 2048 \

@@ -209,26 +209,9 @@ def modulated_deformable_columns(
     columns = torch.empty(batch, channels * taps, chunk, dtype=dtype, device=x.device)
     grid = (triton.cdiv(chunk, block_positions), taps, batch)
     _modulated_deformable_columns_kernel[grid](
-        x,
-        offset,
-        mask,
-        columns,
-        channels,
-        height,
-        width,
-        out_w,
-        taps,
-        kernel_w,
-        padding[0],
-        padding[1],
-        start,
-        chunk,
-        *x.stride(),
-        *offset.stride(),
-        *mask.stride(),
-        BLOCK_C=block_channels,
-        BLOCK_P=block_positions,
-    )
+        x, offset, mask, columns, channels, height, width, out_w, taps, kernel_w, padding[0], padding[1], start, chunk,
+        *x.stride(), *offset.stride(), *mask.stride(), BLOCK_C=block_channels, BLOCK_P=block_positions,
+    )  # fmt: skip
     return columns
 
 
