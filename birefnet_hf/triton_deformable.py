@@ -33,6 +33,8 @@ interpreter (how ``tests/test_triton_deformable.py`` checks it without a GPU).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -208,10 +210,13 @@ def modulated_deformable_columns(
     chunk = stop - start
     columns = torch.empty(batch, channels * taps, chunk, dtype=dtype, device=x.device)
     grid = (triton.cdiv(chunk, block_positions), taps, batch)
-    _modulated_deformable_columns_kernel[grid](
-        x, offset, mask, columns, channels, height, width, out_w, taps, kernel_w, padding[0], padding[1], start, chunk,
-        *x.stride(), *offset.stride(), *mask.stride(), BLOCK_C=block_channels, BLOCK_P=block_positions,
-    )  # fmt: skip
+    # Triton launches on the current CUDA device: make it x's (a model on cuda:1 while cuda:0 is current)
+    on_device = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with on_device:
+        _modulated_deformable_columns_kernel[grid](
+            x, offset, mask, columns, channels, height, width, out_w, taps, kernel_w, padding[0], padding[1], start,
+            chunk, *x.stride(), *offset.stride(), *mask.stride(), BLOCK_C=block_channels, BLOCK_P=block_positions,
+        )  # fmt: skip
     return columns
 
 
