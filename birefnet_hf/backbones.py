@@ -75,6 +75,8 @@ class SwinBackbone(_TimmPyramid):
         self.output_norms = nn.ModuleList(nn.LayerNorm(c, eps=1e-5) for c in spec["channels"])
         # window layouts by shape and device, shared by all blocks (not module state: never saved or moved)
         self.window_layouts = WindowLayoutCache()
+        # what runs each block: swin_block, or its compiled form (inference_paths.compile_regions sets it)
+        self.block_function = swin_block
 
     def timm_stages(self) -> nn.Sequential:
         return self.layers
@@ -88,7 +90,7 @@ class SwinBackbone(_TimmPyramid):
                 if stage.grad_checkpointing and torch.is_grad_enabled():
                     x = checkpoint(swin_block, block, x, self.window_layouts, use_reentrant=False)
                 else:
-                    x = swin_block(block, x, self.window_layouts)
+                    x = self.block_function(block, x, self.window_layouts)
             features.append(norm(x).permute(0, 3, 1, 2))  # NCHW view of channels-last memory (what the decoder uses)
         return features
 

@@ -96,17 +96,46 @@ def tensor_core_channel_multiple(tensor: torch.Tensor) -> int:
     return 8 if tensor.device.type == "cuda" else 1
 
 
-def compile_for_inference(model: nn.Module, backend: str | None = None) -> nn.Module:
-    """Compile ``model`` in place for repeated inference at a few fixed input sizes and return it.
+def compile_for_inference(
+    model: nn.Module,
+    backend: str | None = None,
+    regional: bool = True,
+    cuda_graphs: bool | None = None,
+    input_shapes: int = 4,
+) -> nn.Module:
+    """Compile ``model`` in place for repeated inference at a few fixed input sizes and return it
+    (``birefnet-hf segment --compile``).
 
-    One graph per input size (``dynamic=False``, ``fullgraph=True``: the whole forward is one graph, see
-    ``tests/test_compile.py``). On CUDA the graph is replayed as a CUDA graph (``mode="reduce-overhead"``): the
-    low-latency batch-1 path, where an eager forward is bound by kernel launches. Elsewhere inductor's default mode.
-    ``backend`` overrides the compiler backend (tests use ``"aot_eager"``). The first call of each size compiles
-    (seconds to minutes); outputs of a CUDA-graph call are overwritten by the next call, so copy what you keep.
+    ``regional=True`` (the default; compile time and speed in ``benchmarks/README.md``): the repeated blocks are
+    compiled, one graph per kind of block and input size, and the glue between them runs eagerly
+    (:func:`birefnet_hf.regional_compile.compile_regions`; inductor unless ``backend`` is given, at most
+    ``input_shapes`` sizes before the recompile limit). On CUDA (``cuda_graphs=None`` means: on CUDA with the
+    default backend) the whole forward -- the eager glue and the compiled regions' kernels -- is then recorded as a
+    CUDA graph per input shape and replayed (:func:`birefnet_hf.cuda_graphs.capture_cuda_graphs`): the low-latency
+    batch-1 path. The model must then be in eval mode and called with ``pixel_values`` only, under ``no_grad`` or
+    ``inference_mode``; the first call of a size compiles the regions during the capture's warm-up.
+
+    ``regional=False``: the whole forward as one graph (``fullgraph=True``, ``dynamic=False``, see
+    ``tests/test_compile.py``), replayed as a CUDA graph on CUDA (``mode="reduce-overhead"``), inductor's default
+    mode elsewhere. Its first call of each size compiles the whole model: minutes on a CPU, and Swin-L did not
+    finish in 190 s on an H200.
+
+    ``backend`` overrides the compiler backend (tests use ``"aot_eager"``). Outputs of a CUDA-graph call are
+    overwritten by the next call of the same size, so copy what you keep.
     """
     parameter = next(model.parameters(), None)
     on_cuda = parameter is not None and parameter.device.type == "cuda"
+    if regional:
+        from .regional_compile import compile_regions
+
+        compile_regions(model, backend=backend or "inductor", input_shapes=input_shapes)
+        if cuda_graphs if cuda_graphs is not None else (on_cuda and backend is None):
+            from .cuda_graphs import capture_cuda_graphs
+
+            capture_cuda_graphs(model)
+        return model
+    if cuda_graphs:
+        raise ValueError("cuda_graphs=True needs regional=True (the whole-model graph uses mode='reduce-overhead')")
     options: dict = {"fullgraph": True, "dynamic": False}
     if backend is not None:
         options["backend"] = backend

@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the model (one graph per input size; CUDA graphs on CUDA); the first batch of each "
-        "size compiles (minutes for Swin-L)",
+        help="torch.compile the model's repeated blocks (regional: one graph per kind of block and input size, "
+        "inductor) and, on CUDA, replay the whole forward as a CUDA graph; the first batch of each size compiles",
     )
     speed.add_argument(
         "--cuda-graphs",
@@ -329,7 +329,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 print("birefnet-hf segment: --compile needs --backend pytorch", file=sys.stderr)
                 return 2
             compile_for_inference(model)
-            logger.info("Compiled the model (first batch of each input size compiles; CUDA graphs on CUDA).")
+            logger.info("Compiled the model's blocks (first batch of each input size compiles; CUDA graphs on CUDA).")
         if args.cuda_graphs:
             if args.backend != "pytorch" or device.type != "cuda":
                 print(
