@@ -15,7 +15,8 @@ Every (backbone, size, mode) runs in a fresh process with an empty inductor cach
 cold (no FX-graph or kernel cache from an earlier run; ``--inductor-cache DIR`` keeps one instead, to measure a warm
 start), and is stopped after ``--timeout`` seconds. Columns:
 ``compile s`` = the first call's wall time minus the steady time (tracing, inductor, C++/Triton compilation);
-``steady ms`` = median of ``--repeats`` calls after it; ``graphs`` = graphs dynamo handed to inductor
+``steady ms`` = median of ``--repeats`` calls after it; ``eager ms, same run`` = the median of an uncompiled copy
+of the model timed alternately with them (a speed ratio that holds on a shared machine); ``graphs`` = graphs dynamo handed to inductor
 (``torch._dynamo.utils.counters["stats"]["unique_graphs"]``); ``recompiles`` = compilations of an already
 compiled function (dynamo's "Recompiling function" log records; for regions every block kind after the first is
 one, as all ``nn.Module.compile`` regions share the code of ``nn.Module._call_impl``).
@@ -30,6 +31,7 @@ For ``benchmarks/gpu.py`` the same variants are :func:`regional_inference_callab
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -45,8 +47,6 @@ MODES = ("eager", "whole", "regional", "regional-graph")
 def regional_inference_callable(model, x, cuda_graphs: bool):
     """A callable running ``model`` (a copy is compiled, the argument is left alone) regionally compiled on ``x``,
     with or without the CUDA-graph replay: ``benchmarks/gpu.py``'s ``regional-bf16`` / ``regional-graph-bf16``."""
-    import copy
-
     from birefnet_hf.inference_paths import compile_for_inference
 
     compiled = compile_for_inference(copy.deepcopy(model), regional=True, cuda_graphs=cuda_graphs)
@@ -86,23 +86,27 @@ def run_case(backbone: str, size: int, mode: str, repeats: int, device_name: str
     torch.manual_seed(0)
     model = BiRefNetForImageSegmentation(BiRefNetConfig(backbone=backbone)).eval().to(device, dtype)
     x = torch.randn(1, 3, size, size, device=device, dtype=dtype)
+    eager = copy.deepcopy(model) if mode != "eager" else model  # timed alternately with the compiled model
     if mode == "whole":
         compile_for_inference(model, regional=False)
     elif mode in ("regional", "regional-graph"):
         compile_for_inference(model, regional=True, cuda_graphs=mode == "regional-graph")
     context = torch.no_grad() if mode == "regional-graph" else torch.inference_mode()
-    with context:
+
+    def timed(forward) -> float:
         _synchronize(device)
         start = time.perf_counter()
-        model(pixel_values=x)
+        forward(pixel_values=x)
         _synchronize(device)
-        first = time.perf_counter() - start
-        times = []
+        return time.perf_counter() - start
+
+    with context:
+        first = timed(model)
+        times, eager_times = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
-            model(pixel_values=x)
-            _synchronize(device)
-            times.append(time.perf_counter() - start)
+            times.append(timed(model))
+            if eager is not model:
+                eager_times.append(timed(eager))
     steady = statistics.median(times)
     return {
         "backbone": backbone,
@@ -111,6 +115,7 @@ def run_case(backbone: str, size: int, mode: str, repeats: int, device_name: str
         "compile_s": None if mode == "eager" else first - steady,
         "first_s": first,
         "steady_ms": 1e3 * steady,
+        "eager_ms": 1e3 * statistics.median(eager_times or times),
         "graphs": int(counters["stats"]["unique_graphs"]),
         "recompiles": recompiles.count,
     }
@@ -158,15 +163,16 @@ def _format(value, digits: int) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| backbone | size | mode | compile s | steady ms | graphs | recompiles |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| backbone | size | mode | compile s | steady ms | eager ms, same run | graphs | recompiles |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for row in rows:
         if "error" in row:
-            print(f"| {row['backbone']} | {row['size']} | {row['mode']} | {row['error']} | | | |")
+            print(f"| {row['backbone']} | {row['size']} | {row['mode']} | {row['error']} | | | | |")
             continue
         print(
             f"| {row['backbone']} | {row['size']} | {row['mode']} | {_format(row['compile_s'], 1)} | "
-            f"{_format(row['steady_ms'], 0)} | {row['graphs']} | {row['recompiles']} |"
+            f"{_format(row['steady_ms'], 0)} | {_format(row.get('eager_ms'), 0)} | {row['graphs']} | "
+            f"{row['recompiles']} |"
         )
 
 

@@ -75,7 +75,7 @@ class SwinBackbone(_TimmPyramid):
         self.output_norms = nn.ModuleList(nn.LayerNorm(c, eps=1e-5) for c in spec["channels"])
         # window layouts by shape and device, shared by all blocks (not module state: never saved or moved)
         self.window_layouts = WindowLayoutCache()
-        # what runs each block: swin_block, or its compiled form (inference_paths.compile_regions sets it)
+        # what runs each block: swin_block, or its compiled form (regional_compile.compile_regions sets it)
         self.block_function = swin_block
 
     def timm_stages(self) -> nn.Sequential:

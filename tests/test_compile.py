@@ -42,18 +42,19 @@ def test_no_graph_breaks_in_training(backbone):
 
 
 class _CountingBackend:
-    """An ``aot_eager`` backend that counts the graphs it is given."""
+    """An ``aot_eager`` backend that counts the graphs it is given; with ``aot=False`` it runs dynamo's graph as it
+    is (cheaper: no AOT tracing)."""
 
-    def __init__(self):
+    def __init__(self, aot: bool = True):
         from torch._dynamo.backends.common import aot_autograd
         from torch._functorch.aot_autograd import make_boxed_func
 
         self.frames = 0
-        self._inner = aot_autograd(fw_compiler=lambda graph, _: make_boxed_func(graph.forward))
+        self._inner = aot_autograd(fw_compiler=lambda graph, _: make_boxed_func(graph.forward)) if aot else None
 
     def __call__(self, graph_module, example_inputs):
         self.frames += 1
-        return self._inner(graph_module, example_inputs)
+        return graph_module.forward if self._inner is None else self._inner(graph_module, example_inputs)
 
 
 def test_fullgraph_compile_matches_eager_and_recompiles_once_per_size():
@@ -143,17 +144,6 @@ def test_compile_for_inference_keeps_the_model_usable_by_pipelines():
 # --- regional compilation (birefnet_hf.regional_compile): the repeated blocks compiled, one graph per kind ---
 
 
-class _CountingEagerBackend:
-    """A backend that runs the traced graph as it is (no compilation) and counts the graphs it is given."""
-
-    def __init__(self):
-        self.graphs = 0
-
-    def __call__(self, graph_module, example_inputs):
-        self.graphs += 1
-        return graph_module.forward
-
-
 def _single_scale_model(backbone: str) -> BiRefNetForImageSegmentation:
     """The default config without the image-pyramid input (the backbone runs once: half the graphs to trace)."""
     torch.manual_seed(0)
@@ -178,17 +168,17 @@ def test_regional_compile_matches_eager_and_shares_block_graphs(backbone):
     first, second = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 96, 64)
     with torch.no_grad():
         expected = [model(first).logits, model(second).logits]
-        backend = _CountingEagerBackend()
+        backend = _CountingBackend(aot=False)
         assert compile_regions(model, backend=backend) is model
         regions = len(region_modules(model)) + (backbone == "swin_v1_t")  # + the Swin block function
         assert compiled_regions(model) == regions
         actual = model(first).logits
-        graphs_one_size = backend.graphs
+        graphs_one_size = backend.frames
         assert model(first).logits.equal(actual)
-        assert backend.graphs == graphs_one_size  # no recompilation per call
+        assert backend.frames == graphs_one_size  # no recompilation per call
         actual_second = model(second).logits
     assert graphs_one_size == _GRAPHS_PER_SIZE[backbone] < _BLOCK_CALLS_PER_SIZE[backbone]
-    assert backend.graphs == 2 * graphs_one_size  # the second size: each graph kind recompiled exactly once
+    assert backend.frames == 2 * graphs_one_size  # the second size: each graph kind recompiled exactly once
     # the regions trace the portable forms, the glue runs the eager CPU kernels: equal up to float32 reordering
     for got, want in zip((actual, actual_second), expected, strict=True):
         assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
@@ -208,18 +198,18 @@ def test_stochastic_depth_rate_is_shared_in_eval_and_kept_in_training():
     always.drop_path1.drop_prob = always.drop_path2.drop_prob = 1.0
     container = torch.nn.Module()
     container.blocks = torch.nn.ModuleList([rare, always])
-    backend = _CountingEagerBackend()
+    backend = _CountingBackend(aot=False)
     compile_regions(container, backend=backend)
     x, size = torch.randn(2, 16 * 16, 32), (16, 16)
     with torch.no_grad():
         container.eval()
         assert torch.allclose(always(x, size), template.eval()(x, size), atol=1e-6)
         assert rare(x, size).equal(always(x, size))
-        assert backend.graphs == 1
+        assert backend.frames == 1
         container.train()
         assert always(x, size).equal(x)  # both residual branches dropped: the block is the identity
         assert not rare(x, size).equal(x)
-    assert backend.graphs == 3
+    assert backend.frames == 3
 
 
 @pytest.mark.slow
