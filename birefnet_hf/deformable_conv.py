@@ -38,6 +38,12 @@ from .inference_paths import use_cpu_inference_kernels, use_cpu_kernels, use_cud
 #: and to stay in cache between sampling and product: 1.4x faster than 128 MiB chunks for the 7x7 layer at 256x256.
 _MAX_COLUMN_ELEMENTS = 4 * 1024 * 1024
 
+#: Largest number of samples (image, position, tap) whose corner rows and weights the CPU path computes at once
+#: (~120 bytes each with the temporaries): few, large elementwise operations instead of one set per column chunk,
+#: since each is a parallel region that ends in a barrier, and on a shared CPU every barrier waits for a
+#: descheduled thread (issue 19).
+_MAX_PLAN_SAMPLES = 1024 * 1024
+
 #: The same bound for the portable path, over the whole batch (256 MiB of float32): few, large kernels on a GPU.
 _MAX_PORTABLE_COLUMN_ELEMENTS = 64 * 1024 * 1024
 
@@ -57,39 +63,43 @@ def _sampling_positions(offset, taps_h, taps_w, out_h, out_w, pad_h, pad_w, dtyp
     return pos_y.reshape(batch, taps, -1), pos_x.reshape(batch, taps, -1)
 
 
-def _padded_rows(image: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``image`` (C, H, W) as the rows ((H + 2) * (W + 2), C) of its channels-last copy with a zero border."""
-    channels, height, width = image.shape
-    padded = image.new_zeros(height + 2, width + 2, channels, dtype=dtype)
-    padded[1:-1, 1:-1] = image.permute(1, 2, 0)
+def _padded_rows(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` (N, C, H, W) as the rows (N * (H + 2) * (W + 2), C) of its channels-last copy with a zero border around
+    each image: image ``n``'s padded pixel (i, j) is row ``n * (H + 2) * (W + 2) + i * (W + 2) + j``."""
+    batch, channels, height, width = x.shape
+    padded = x.new_zeros(batch, height + 2, width + 2, channels, dtype=dtype)
+    padded[:, 1:-1, 1:-1] = x.permute(0, 2, 3, 1)
     return padded.view(-1, channels)
 
 
-def _gather_columns(rows, offsets, modulation, grid_y, grid_x, height, width):
-    """Columns (P, K*C), taps-major within a row, for P output positions and K taps.
+def _sampling_plan(offsets, modulation, grid_y, grid_x, first_row, height, width):
+    """The four corner rows and weights of every sample: ``index`` and ``weight``, both (S, 4), S = the number of
+    (image, position, tap) samples, in that order.
 
-    ``rows`` come from :func:`_padded_rows`; ``offsets`` (P, K, 2) are the (dy, dx) pairs, ``modulation`` (P, K),
-    ``grid_y``/``grid_x`` (P, K) the undeformed sampling positions (integers). As in torchvision, the position is
-    the integer grid position plus the offset, in one rounding."""
-    positions, taps = modulation.shape
+    ``offsets`` (n, p, K, 2) are the (dy, dx) pairs of ``n`` images at ``p`` output positions, ``modulation``
+    (n, p, K); ``grid_y``/``grid_x`` (p, K) the undeformed sampling positions (integers, in the sampling dtype);
+    ``first_row`` (n, 1, 1) the row of each image's padded top-left pixel in :func:`_padded_rows`. As in
+    torchvision, the position is the integer grid position plus the offset, in one rounding. Elementwise operations
+    over whole blocks of samples (each a parallel region that waits for every thread: few and large is what a
+    shared CPU needs, issue 19)."""
     padded_width = width + 2
     pos_y = offsets[..., 0].to(grid_y.dtype) + grid_y
     pos_x = offsets[..., 1].to(grid_x.dtype) + grid_x
     y0, x0 = pos_y.floor(), pos_x.floor()
     frac_y, frac_x = pos_y - y0, pos_x - x0  # NaN for a non-finite position: its weights, and the sample, are NaN
-    # the corners (y0, x0) .. (y0 + 1, x0 + 1) lie in the padded map iff -1 <= y0 <= H - 1 and -1 <= x0 <= W - 1
-    reads = (y0 >= -1) & (y0 <= height - 1) & (x0 >= -1) & (x0 <= width - 1)
-    # clamp (NaN -> -1 first) so that every index is valid; samples that read nothing have weight zero
-    y0, x0 = y0.nan_to_num_(-1.0).clamp_(-1, height - 1), x0.nan_to_num_(-1.0).clamp_(-1, width - 1)
-    top_left = (y0 + 1).long() * padded_width + (x0 + 1).long()
-    corners = torch.tensor((0, 1, padded_width, padded_width + 1), device=rows.device)
-    index = (top_left.unsqueeze(-1) + corners).reshape(-1, 4)
-    scale = modulation.to(grid_y.dtype) * reads
-    weight_y = torch.stack((1 - frac_y, frac_y), dim=-1) * scale.unsqueeze(-1)
+    # the corners (y0, x0) .. (y0 + 1, x0 + 1) lie in the padded map iff -1 <= y0 <= H - 1 and -1 <= x0 <= W - 1;
+    # clamping makes every index valid, and a sample that had to be clamped (or is NaN) reads nothing (weight zero)
+    y0_in, x0_in = y0.clamp(-1, height - 1), x0.clamp(-1, width - 1)
+    scale = modulation.to(grid_y.dtype) * ((y0_in == y0) & (x0_in == x0))
+    # row of the top-left corner within the image's padded map, minus (W + 3); NaN (read nowhere) -> the border
+    top_left = torch.add(x0_in, y0_in, alpha=padded_width).nan_to_num_(-(padded_width + 1.0)).long()
+    corners = torch.tensor((0, 1, padded_width, padded_width + 1), device=offsets.device) + (padded_width + 1)
+    index = ((top_left + first_row).unsqueeze(-1) + corners).reshape(-1, 4)
+    bottom = frac_y * scale  # weight of the lower corner row (y0 + 1), times the modulation
+    weight_y = torch.stack((scale - bottom, bottom), dim=-1)
     weight_x = torch.stack((1 - frac_x, frac_x), dim=-1)
-    weight = (weight_y.unsqueeze(-1) * weight_x.unsqueeze(-2)).reshape(-1, 4).to(rows.dtype)  # corners as in index
-    columns = F.embedding_bag(index, rows, per_sample_weights=weight, mode="sum")
-    return columns.view(positions, taps * rows.shape[1])
+    weight = (weight_y.unsqueeze(-1) * weight_x.unsqueeze(-2)).reshape(-1, 4)  # corners in the order of ``corners``
+    return index, weight
 
 
 def modulated_deform_conv2d(
@@ -133,13 +143,16 @@ def modulated_deform_conv2d(
         raise ValueError(f"deformable conv: unknown sampler {sampler!r}; use 'gather', 'grid_sample' or 'triton'.")
     sample_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     if sampler == "gather" or (sampler is None and use_cpu_kernels(x)):
-        chunk = max(1, min(positions, _MAX_COLUMN_ELEMENTS // max(1, channels * taps)))
+        chunk_rows = max(1, _MAX_COLUMN_ELEMENTS // max(1, channels * taps))
+        plan_samples = _MAX_PLAN_SAMPLES
         if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
-            # autograd keeps every chunk's columns for the backward anyway, so chunks would bound nothing and only
-            # multiply the small operations (each a parallel region that waits for every thread: costly on a
-            # shared CPU, issue 19): one chunk per image
-            chunk = positions
-        return _gather_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), chunk, sample_dtype)
+            # autograd keeps every chunk's columns and plan for the backward anyway, so chunks would bound nothing
+            # and only multiply the small operations (each a parallel region that waits for every thread: costly on
+            # a shared CPU, issue 19): one plan and one chunk for the whole batch
+            chunk_rows = plan_samples = batch * positions * taps
+        return _gather_deform_conv(
+            x, offset, mask, weight, bias, padding, (out_h, out_w), chunk_rows, plan_samples, sample_dtype
+        )
     if sampler == "triton" or (sampler is None and use_cuda_inference_kernels(x, offset, mask, weight)):
         return _triton_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w))
     return _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype)
@@ -222,9 +235,13 @@ def _columns_product(columns, x, weight, bias, out_size):
     return out.to(x.dtype)
 
 
-def _gather_deform_conv(x, offset, mask, weight, bias, padding, out_size, chunk, sample_dtype):
-    """The CPU path: position-major columns (P, K*C) from ``embedding_bag`` times the (K*C, O) weight, chunk by
-    chunk, into a channels-last (N, H_out, W_out, O) result. Without autograd each chunk's product goes through
+def _gather_deform_conv(x, offset, mask, weight, bias, padding, out_size, chunk_rows, plan_samples, sample_dtype):
+    """The CPU path: position-major columns (rows, K*C) from ``embedding_bag`` times the (K*C, O) weight into a
+    channels-last (N, H_out, W_out, O) result, over the batch's N * H_out * W_out output rows at once.
+
+    The sampling plan (corner rows and weights, :func:`_sampling_plan`) is made for blocks of whole images, or of
+    one image's positions when an image alone has more than ``plan_samples`` samples; columns are built and
+    multiplied ``chunk_rows`` rows at a time. Without autograd each chunk's product goes through
     :func:`~birefnet_hf.cpu_linear.linear_rows` (oneDNN) straight into the result; with autograd the chunks'
     products are concatenated."""
     batch, channels, height, width = x.shape
@@ -232,41 +249,54 @@ def _gather_deform_conv(x, offset, mask, weight, bias, padding, out_size, chunk,
     taps = kernel_h * kernel_w
     out_h, out_w = out_size
     positions = out_h * out_w
-    # the undeformed sampling grid: output row/column minus padding, plus the tap's row/column
+    # the undeformed sampling grid (P, K): output row/column minus padding, plus the tap's row/column
     grid = dict(device=x.device, dtype=sample_dtype)
-    base_y = (torch.arange(out_h, **grid) - padding[0]).repeat_interleave(out_w).unsqueeze(1)
-    base_x = (torch.arange(out_w, **grid) - padding[1]).repeat(out_h).unsqueeze(1)
-    tap_y = torch.arange(kernel_h, **grid).repeat_interleave(kernel_w)
-    tap_x = torch.arange(kernel_w, **grid).repeat(kernel_h)
+    if (height + 2) * (width + 2) > 2**24 and sample_dtype == torch.float32:  # pixel rows exact in float
+        grid["dtype"] = torch.float64
+    grid_y = (torch.arange(out_h, **grid) - padding[0]).repeat_interleave(out_w).unsqueeze(1) + torch.arange(
+        kernel_h, **grid
+    ).repeat_interleave(kernel_w)
+    grid_x = (torch.arange(out_w, **grid) - padding[1]).repeat(out_h).unsqueeze(1) + torch.arange(
+        kernel_w, **grid
+    ).repeat(kernel_h)
+    rows = _padded_rows(x, sample_dtype)
+    image_rows = (height + 2) * (width + 2)
+    first_rows = torch.arange(batch, device=x.device).mul_(image_rows).view(batch, 1, 1)
+    offsets = offset.permute(0, 2, 3, 1).reshape(batch, positions, taps, 2)  # a view for channels-last offsets
+    modulation = mask.permute(0, 2, 3, 1).reshape(batch, positions, taps)
     # columns are ordered (tap, channel), so the weight goes (O, kh, kw, C)
     weight_matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, taps * channels)
     in_place = use_cpu_inference_kernels(x) and x.dtype == weight.dtype
-    out = torch.empty(batch, positions, out_channels, dtype=weight.dtype, device=x.device) if in_place else None
-    results = []
-    for n in range(batch):
-        rows = _padded_rows(x[n], sample_dtype)
-        offsets = offset[n].permute(1, 2, 0).reshape(positions, taps, 2)  # a view for channels-last offsets
-        modulation = mask[n].permute(1, 2, 0).reshape(positions, taps)
-        pieces = []
-        for start in range(0, positions, chunk):
-            stop = min(positions, start + chunk)
-            columns = _gather_columns(
-                rows,
-                offsets[start:stop],
-                modulation[start:stop],
-                base_y[start:stop] + tap_y,
-                base_x[start:stop] + tap_x,
+    out = torch.empty(batch * positions, out_channels, dtype=weight.dtype, device=x.device) if in_place else None
+    pieces = []
+    images_per_block = max(1, plan_samples // max(1, positions * taps))
+    positions_per_block = positions if images_per_block > 1 else max(1, min(positions, plan_samples // taps))
+    for first in range(0, batch, images_per_block):
+        last = min(batch, first + images_per_block)
+        for start in range(0, positions, positions_per_block):
+            stop = min(positions, start + positions_per_block)
+            index, sample_weight = _sampling_plan(
+                offsets[first:last, start:stop],
+                modulation[first:last, start:stop],
+                grid_y[start:stop],
+                grid_x[start:stop],
+                first_rows[first:last],
                 height,
                 width,
-            ).to(weight.dtype)
-            if out is None:
-                pieces.append(F.linear(columns, weight_matrix, bias))
-            else:
-                out[n, start:stop] = linear_rows(columns, weight_matrix, bias)
-        if out is None:
-            results.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0))
+            )
+            sample_weight = sample_weight.to(rows.dtype)
+            block_rows, row = (last - first) * (stop - start), first * positions + start  # contiguous output rows
+            for chunk in range(0, block_rows, chunk_rows):
+                count = min(chunk_rows, block_rows - chunk)
+                samples = slice(chunk * taps, (chunk + count) * taps)
+                columns = F.embedding_bag(index[samples], rows, per_sample_weights=sample_weight[samples], mode="sum")
+                columns = columns.view(count, taps * channels).to(weight.dtype)
+                if out is None:
+                    pieces.append(F.linear(columns, weight_matrix, bias))
+                else:
+                    out[row + chunk : row + chunk + count] = linear_rows(columns, weight_matrix, bias)
     if out is None:
-        out = torch.stack(results)
+        out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
     return out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2).to(x.dtype)
 
 

@@ -132,10 +132,11 @@ def test_non_finite_offsets_give_nan_never_an_index_error(sampler, shape, kernel
     assert torch.allclose(out.permute(0, 2, 3, 1)[finite], reference.permute(0, 2, 3, 1)[finite], atol=1e-5)
 
 
-def test_with_autograd_the_gather_sampler_builds_one_chunk_per_image(monkeypatch):
-    """Autograd keeps every chunk's columns for the backward, so chunking bounds no memory there and only multiplies
-    small operations (parallel regions, costly on a shared CPU): one embedding_bag per image with autograd, chunks
-    of at most _MAX_COLUMN_ELEMENTS without; the values are the same."""
+def test_the_gather_sampler_works_over_the_whole_batch_in_few_operations(monkeypatch):
+    """Each operation of the CPU sampler is a parallel region that ends in a barrier, and on a shared CPU every
+    barrier waits for a descheduled thread (issue 19): the sampler chunks the batch's output rows as one sequence
+    (chunks span images), with autograd it makes one embedding_bag for the whole batch (the backward keeps the
+    columns anyway), and the values are the same."""
     import birefnet_hf.deformable_conv as deformable
 
     calls = []
@@ -146,17 +147,37 @@ def test_with_autograd_the_gather_sampler_builds_one_chunk_per_image(monkeypatch
         return original(*args, **kwargs)
 
     monkeypatch.setattr(deformable.F, "embedding_bag", counting)
-    monkeypatch.setattr(deformable, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 30)  # 30 positions per chunk
+    monkeypatch.setattr(deformable, "_MAX_COLUMN_ELEMENTS", 4 * 9 * 30)  # 30 rows per chunk
     torch.manual_seed(0)
     x = torch.randn(2, 4, 12, 12)
     offset, mask = torch.randn(2, 18, 12, 12), torch.rand(2, 9, 12, 12)
     weight = torch.randn(5, 4, 3, 3, requires_grad=True)
     with torch.no_grad():
         chunked = deformable.modulated_deform_conv2d(x, offset, mask, weight, padding=(1, 1), sampler="gather")
-    assert len(calls) == 2 * 5  # 144 positions in chunks of 30, per image
+    assert len(calls) == 10  # 2 x 144 output rows in chunks of 30
     calls.clear()
     whole = deformable.modulated_deform_conv2d(x, offset, mask, weight, padding=(1, 1), sampler="gather")
-    assert len(calls) == 2
+    assert len(calls) == 1
     torch.testing.assert_close(whole.detach(), chunked, rtol=1e-5, atol=1e-5)
     whole.sum().backward()
     assert weight.grad is not None and torch.isfinite(weight.grad).all()
+
+
+@pytest.mark.parametrize("plan_samples", [1, 9 * 50, 9 * 144, 9 * 144 * 2, 9 * 144 * 3])
+def test_sampling_plan_blocks_do_not_change_the_result(monkeypatch, plan_samples):
+    """The CPU sampler plans blocks of whole images, or parts of one image when an image alone exceeds
+    _MAX_PLAN_SAMPLES; chunks of columns inside a block may end anywhere: every split gives the same result as
+    the portable path, with odd sizes, offsets reaching outside the map and a non-contiguous offset."""
+    import birefnet_hf.deformable_conv as deformable
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 5, 12, 12, generator=generator)
+    offset = (torch.randn(3, 12, 12, 18, generator=generator) * 4).permute(0, 3, 1, 2)  # channels-last view
+    mask = torch.rand(3, 9, 12, 12, generator=generator)
+    weight, bias = torch.randn(4, 5, 3, 3, generator=generator), torch.randn(4, generator=generator)
+    expected = deformable.modulated_deform_conv2d(x, offset, mask, weight, bias, (1, 1), sampler="grid_sample")
+    monkeypatch.setattr(deformable, "_MAX_PLAN_SAMPLES", plan_samples)
+    monkeypatch.setattr(deformable, "_MAX_COLUMN_ELEMENTS", 5 * 9 * 37)  # 37 rows per chunk
+    with torch.no_grad():
+        actual = deformable.modulated_deform_conv2d(x, offset, mask, weight, bias, (1, 1), sampler="gather")
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
