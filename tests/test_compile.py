@@ -124,6 +124,7 @@ def test_compile_for_inference_keeps_the_model_usable_by_pipelines():
 
     from birefnet_hf import BiRefNetImageProcessor
     from birefnet_hf.inference_paths import compile_for_inference
+    from birefnet_hf.regional_compile import compiled_regions
 
     torch._dynamo.reset()
     model = _model("pvt_v2_b0").eval()
@@ -132,6 +133,7 @@ def test_compile_for_inference_keeps_the_model_usable_by_pipelines():
         expected = model(x).logits
         compiled = compile_for_inference(model, backend="aot_eager")
         assert compiled is model and isinstance(compiled, BiRefNetForImageSegmentation)
+        assert compiled_regions(model) > 0  # the default: regional
         assert torch.allclose(model(x).logits, expected, atol=1e-4)
     processor = BiRefNetImageProcessor(size={"height": 64, "width": 64})
     segmenter = pipeline("background-removal", model=model, image_processor=processor)
@@ -215,7 +217,8 @@ def test_stochastic_depth_rate_is_shared_in_eval_and_kept_in_training():
 @pytest.mark.slow
 def test_regional_compile_in_training_gives_eager_gradients():
     """Training through compiled regions (aot_eager: forward and backward graphs): the loss and every gradient
-    equal eager's (no stochastic depth, so both runs compute the same function)."""
+    equal eager's. Without stochastic depth and with the decoder's dropout at 0 both runs compute the same
+    function (a traced dropout draws its mask differently from eager's)."""
     from birefnet_hf.regional_compile import compile_regions
 
     torch._dynamo.reset()
@@ -224,6 +227,9 @@ def test_regional_compile_in_training_gives_eager_gradients():
     eager = BiRefNetForImageSegmentation(config).train()
     compiled = BiRefNetForImageSegmentation(config).train()
     compiled.load_state_dict(eager.state_dict())
+    for module in (*eager.modules(), *compiled.modules()):
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
     compile_regions(compiled, backend="aot_eager")
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     labels = (torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(2)) > 0.5).float()
@@ -233,13 +239,20 @@ def test_regional_compile_in_training_gives_eager_gradients():
         loss.backward()
         losses.append(loss.detach())
     assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
-    for (name, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
-        if a.grad is not None:
-            assert torch.allclose(a.grad, b.grad, atol=1e-5, rtol=1e-3), name
+    # gradients: relative L2 error per tensor (float32 sums in another order, the traced deformable sampler against
+    # the eager gather sampler, amplified by the batch-2 BatchNorm backward: at most 6.4e-3 measured, in a
+    # deformable layer). Biases of convolutions followed by BatchNorm have an analytically zero gradient (rounding
+    # noise in both runs): they are compared against the largest gradient.
+    pairs = [(name, a.grad, b.grad) for (name, a), b in zip(eager.named_parameters(), compiled.parameters(),
+                                                            strict=True) if a.grad is not None]
+    largest = max(float(g.norm()) for _, g, _ in pairs)
+    errors = {name: float((g - h).norm() / max(float(g.norm()), 1e-3 * largest)) for name, g, h in pairs}
+    assert errors and max(errors.values()) < 2e-2, sorted(errors.items(), key=lambda item: -item[1])[:3]
 
 
-@pytest.mark.parametrize("regional", [True, False])
-def test_compile_for_inference_regional_and_whole(regional):
+def test_compile_for_inference_whole_model_path():
+    """``regional=False`` compiles the whole forward as one graph (the regional default is exercised by the
+    pipeline test above and the CLI test below)."""
     from birefnet_hf.inference_paths import compile_for_inference
     from birefnet_hf.regional_compile import compiled_regions
 
@@ -248,10 +261,10 @@ def test_compile_for_inference_regional_and_whole(regional):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = model(x).logits
-        compile_for_inference(model, backend="aot_eager", regional=regional)
+        compile_for_inference(model, backend="aot_eager", regional=False)
         assert torch.allclose(model(x).logits, expected, atol=1e-4, rtol=1e-4)
-    assert (compiled_regions(model) > 0) == regional
-    assert (getattr(model, "_compiled_call_impl", None) is not None) == (not regional)
+    assert compiled_regions(model) == 0
+    assert model._compiled_call_impl is not None
 
 
 def test_compile_for_inference_cuda_graph_option_needs_cuda_and_regions():
