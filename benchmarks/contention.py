@@ -12,11 +12,14 @@ Implementations, each (workload, implementation) in its own child process (so al
 its own), measuring every competitor count in turn after one warm-up:
 
 * ``ours``: the package's default CPU path (the CPU-only kernels of :mod:`birefnet_hf.inference_paths`: oneDNN
-  products, the fused Swin inference block, the gather-based deformable sampler).
+  products, the fused Swin inference block, the gather-based deformable sampler), run as the package's entry
+  points run it: idle OpenMP threads sleep (``cpu_budget.configure_thread_waiting`` before torch is imported) and
+  the training step's AdamW takes ``inference_paths.optimizer_kernel_options`` (fused on CPU).
 * ``reference``: the same model and weights in plain PyTorch: the predicates ``use_cpu_kernels`` /
   ``use_cpu_inference_kernels`` are replaced by ``False`` in the modules that import them
   (``birefnet_hf.window_attention``, ``birefnet_hf.deformable_conv``), in this benchmark only, so the portable
-  path runs (what a GPU, autocast or ``torch.compile`` would run).
+  path runs (what a GPU, autocast or ``torch.compile`` would run), with PyTorch's defaults (spinning idle threads,
+  the per-parameter AdamW).
 
 Times are medians of ``--repeats`` forward passes / steps (after one warm-up with the competitors already running).
 The table gives each median, the slowdown against 0 competitors (on 2 cores, losing one core costs 2x at best) and
@@ -141,7 +144,12 @@ def run_child(workload: str, backbone: str, impl: str, size: int, batch: int, co
     else:
         model.train()
         labels = (torch.rand(batch, 1, size, size, generator=generator) > 0.7).float()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
+        options = {}
+        if impl == "ours":  # examples/train.py's choice for the device (fused on CPU)
+            from birefnet_hf.inference_paths import optimizer_kernel_options
+
+            options = optimizer_kernel_options(pixel_values.device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2, **options)
 
         def step():
             loss = model(pixel_values, labels=labels).loss
@@ -211,6 +219,10 @@ def main(argv=None) -> int:
 
     if args._child:
         spec = json.loads(args._child)
+        if spec["impl"] == "ours":  # as the package's entry points do, before torch is imported
+            from birefnet_hf.cpu_budget import configure_thread_waiting
+
+            configure_thread_waiting()
         print("RESULT " + json.dumps(run_child(**spec)), flush=True)
         return 0
 

@@ -98,8 +98,9 @@ def main(argv=None) -> int:
     if command not in SUBCOMMANDS:
         print(f"birefnet-hf: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    from .cpu_budget import apply_cpu_budget
+    from .cpu_budget import apply_cpu_budget, configure_thread_waiting
 
+    configure_thread_waiting()  # before torch is imported: idle OpenMP threads sleep instead of spinning
     apply_cpu_budget()  # torch threads for the CPUs this process may use (affinity mask, cgroup quota)
     module = importlib.import_module(SUBCOMMANDS[command][0])
     try:

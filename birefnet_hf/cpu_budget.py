@@ -19,6 +19,18 @@ is read under a ``root`` folder so that tests can pass a fake file tree.
 (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set, or ``torch.set_num_threads`` called with a value that is not one of
 torch's defaults for this machine), and logs its decision once (INFO, logger ``birefnet_hf.cpu_budget``). The
 command line, the pipelines on a CPU device, the demo and the training script call it.
+
+How the threads *wait* matters as much on a shared CPU. Between parallel regions the OpenMP runtime of PyTorch's
+Linux wheels (libgomp) keeps its idle threads spinning for up to ~300,000 iterations (milliseconds) before they
+sleep. On a quiet machine that saves a wake-up per region; when another process wants the core, the spinning threads
+take their share of it from the thread that has the work, and a forward of thousands of regions slows down far more
+than losing the core costs (``benchmarks/contention.py``: one competing busy process made a pvt_v2_b0 inference 2.4-
+2.6x and a training step 2.8-3.1x slower with spinning, 1.65x and 1.4-1.8x with passive waiting, at the same quiet
+speed). :func:`configure_thread_waiting` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` for the process, unless the user
+set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``. The runtime reads it once, when ``import torch`` loads it, so the
+entry points call it before importing torch (the ``birefnet-hf`` command, ``examples/train.py``,
+``examples/run_demo.py``); a library user sets the variable before starting Python, and :func:`apply_cpu_budget`
+says so in its log line when torch was loaded first.
 """
 
 from __future__ import annotations
@@ -26,6 +38,8 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import sys
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +56,55 @@ __all__ = [
     "torch_default_thread_counts",
     "user_thread_setting",
     "apply_cpu_budget",
+    "configure_thread_waiting",
+    "thread_waiting",
 ]
 
 #: Environment variables with which a user fixes the number of compute threads (read by torch at start-up).
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Environment variables that choose how idle OpenMP threads wait (read once, when torch loads the runtime).
+WAIT_ENV_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+#: The process's environment entry that records that :func:`configure_thread_waiting` (not the user) set the policy,
+#: so that child processes and later log lines tell the two apart.
+_SET_BY_PACKAGE = "BIREFNET_HF_SET_OMP_WAIT_POLICY"
+
+
+def configure_thread_waiting(
+    environ: MutableMapping[str, str] | None = None, modules: Mapping[str, object] | None = None
+) -> str:
+    """Let idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), which keeps the speed of a
+    run when other processes compete for the CPUs (see the module docstring), unless the user chose a wait policy.
+
+    Call it before ``import torch``: the OpenMP runtime reads the policy when it is loaded. Returns what holds,
+    as a phrase for the log: set here, chosen by the user, or too late (torch already imported, the runtime's
+    default stays). ``environ``/``modules`` default to ``os.environ``/``sys.modules`` (tests pass their own)."""
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    if not any(environ.get(name, "").strip() for name in WAIT_ENV_VARS) and "torch" not in modules:
+        environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        environ[_SET_BY_PACKAGE] = "1"
+    return thread_waiting(environ, modules)
+
+
+def thread_waiting(
+    environ: Mapping[str, str] | None = None, modules: Mapping[str, object] | None = None
+) -> str:
+    """How idle OpenMP threads of this process wait, as a phrase for the log."""
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    chosen = ", ".join(f"{name}={environ[name]}" for name in WAIT_ENV_VARS if environ.get(name, "").strip())
+    if environ.get(_SET_BY_PACKAGE) == "1" and environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+        return "idle threads sleep (OMP_WAIT_POLICY=PASSIVE, set by birefnet_hf)"
+    if chosen:
+        return f"idle threads wait as the user chose ({chosen})"
+    if "torch" in modules:
+        return (
+            "idle threads spin (the OpenMP default; torch was imported before birefnet_hf could choose: on a "
+            "shared CPU set OMP_WAIT_POLICY=PASSIVE before starting Python)"
+        )
+    return "idle threads will spin (the OpenMP default)"
 
 
 @dataclass(frozen=True)
@@ -303,12 +362,14 @@ def apply_cpu_budget(root: str | os.PathLike = "/") -> int:
         chosen_by = user_thread_setting(root)
         if chosen_by is not None:
             logger.info_once(
-                f"CPU budget: {budget.describe()}; keeping {current} torch threads, set by the user ({chosen_by})."
+                f"CPU budget: {budget.describe()}; keeping {current} torch threads, set by the user ({chosen_by}); "
+                f"{thread_waiting()}."
             )
             return current
         torch.set_num_threads(budget.usable)
         current = budget.usable
     logger.info_once(
-        f"CPU budget: {budget.describe()}; torch uses {current} thread{'s' if current != 1 else ''}."
+        f"CPU budget: {budget.describe()}; torch uses {current} thread{'s' if current != 1 else ''}; "
+        f"{thread_waiting()}."
     )
     return current

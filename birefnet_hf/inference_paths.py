@@ -14,6 +14,7 @@ The predicates below are the only device/dtype/mode tests in the forward path:
 * :func:`use_cpu_inference_kernels` -- the CPU kernels that only exist for inference (in-place products into
   preallocated buffers, the fused Swin block): additionally float32, no autograd recording, no autocast, and the
   module in eval mode.
+* :func:`optimizer_kernel_options` -- the optimiser's implementation for the parameters' device (fused on CPU).
 * :func:`tensor_core_channel_multiple` -- on CUDA, convolutions with odd channel counts are zero-padded to a
   multiple of 8 so that cuDNN uses tensor cores (exact: the padding adds zero filters / zero inputs).
 * :func:`use_cuda_inference_kernels` -- the CUDA kernels that only exist for inference (the deformable
@@ -94,6 +95,15 @@ def tensor_core_channel_multiple(tensor: torch.Tensor) -> int:
     offset predictors and 1-channel heads otherwise fall back to kernels 5-20x slower); 1 (no padding) elsewhere.
     Padding with zero filters and zero input channels leaves every real output channel's value unchanged."""
     return 8 if tensor.device.type == "cuda" else 1
+
+
+def optimizer_kernel_options(device: torch.device | str) -> dict:
+    """Keyword arguments that pick the implementation of ``torch.optim.Adam``/``AdamW`` for parameters on
+    ``device``: on a CPU ``fused=True`` (one kernel per parameter instead of about a dozen elementwise operations,
+    each a parallel region whose barrier waits for a descheduled thread on a shared CPU: issue 19; the same
+    update up to float rounding, and the same state-dict layout, so checkpoints resume either way); elsewhere
+    nothing (torch's default: the multi-tensor ``foreach`` path on CUDA)."""
+    return {"fused": True} if torch.device(device).type == "cpu" else {}
 
 
 def compile_for_inference(
@@ -180,6 +190,7 @@ __all__ = [
     "compile_for_inference",
     "compile_for_training",
     "is_tracing",
+    "optimizer_kernel_options",
     "tensor_core_channel_multiple",
     "use_cpu_inference_kernels",
     "use_cpu_kernels",

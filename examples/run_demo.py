@@ -39,6 +39,11 @@ import sys
 import time
 from pathlib import Path
 
+from birefnet_hf.cpu_budget import configure_thread_waiting
+
+# before torch loads its OpenMP runtime, which reads the wait policy once: idle threads sleep (shared CPUs, issue 19)
+configure_thread_waiting()
+
 import datasets
 import numpy as np
 import PIL.Image

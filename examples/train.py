@@ -88,6 +88,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from birefnet_hf.cpu_budget import configure_thread_waiting
+
+# before torch loads its OpenMP runtime, which reads the wait policy once: idle threads sleep (shared CPUs, issue 19)
+configure_thread_waiting()
+
 import datasets
 import torch
 import transformers
@@ -101,7 +106,7 @@ from birefnet_hf import BACKBONE_SPECS
 from birefnet_hf.atomic_io import write_text
 from birefnet_hf.cpu_budget import apply_cpu_budget
 from birefnet_hf.data import DISCollator, make_eval_transform
-from birefnet_hf.inference_paths import compile_for_training
+from birefnet_hf.inference_paths import compile_for_training, optimizer_kernel_options
 from birefnet_hf.loss_birefnet import BiRefNetLoss
 from birefnet_hf.training.arguments import (
     TrainingArgumentError,
@@ -475,6 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         betas=(args.adam_beta1, args.adam_beta2),
         eps=args.adam_epsilon,
         weight_decay=args.weight_decay if args.optimizer == "adamw" else 0.0,
+        **optimizer_kernel_options(accelerator.device),  # fused on CPU: fewer parallel regions (issue 19)
     )
     if args.torch_compile:
         compile_for_training(model, backend=args.torch_compile_backend, input_shapes=len(buckets) if buckets else 1)

@@ -315,3 +315,92 @@ def test_cli_lowers_torch_default_after_the_affinity_shrinks():
     setup = "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
     counts = _run_probe([sys.executable, "-c", _CLI_PROBE.format(setup=setup)])
     assert counts["before"] >= 2 and counts["after"] == 1
+
+
+# ---- how idle OpenMP threads wait (issue 19)
+
+
+def test_configure_thread_waiting_sets_passive_before_torch_is_loaded():
+    environ: dict[str, str] = {}
+    said = cpu_budget.configure_thread_waiting(environ, modules={})
+    assert environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "sleep" in said and "set by birefnet_hf" in said
+    # a second call (the CLI, then a pipeline) or a child process that inherits the environment: the same answer
+    assert cpu_budget.configure_thread_waiting(environ, modules={}) == said
+    assert environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+@pytest.mark.parametrize("name,value", [("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "10000")])
+def test_configure_thread_waiting_keeps_the_users_choice(name, value):
+    environ = {name: value}
+    said = cpu_budget.configure_thread_waiting(environ, modules={})
+    assert environ == {name: value}
+    assert f"{name}={value}" in said and "user" in said
+
+
+def test_configure_thread_waiting_after_torch_changes_nothing_and_says_so():
+    environ: dict[str, str] = {}
+    said = cpu_budget.configure_thread_waiting(environ, modules={"torch": torch})
+    assert environ == {}
+    assert "spin" in said and "OMP_WAIT_POLICY=PASSIVE" in said  # the hint for library users
+
+
+_ENTRY_PROBE = textwrap.dedent(
+    """
+    import os, runpy, sys
+    sys.argv = [{script!r}, "--help"]
+    try:
+        {call}
+    except SystemExit:
+        pass
+    print("policy", os.environ.get("OMP_WAIT_POLICY"), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "script,call",
+    [
+        ("birefnet-hf", "from birefnet_hf import cli; cli.main(['synthetic', '--help'])"),
+        ("examples/train.py", "runpy.run_path('examples/train.py', run_name='__main__')"),
+        ("examples/run_demo.py", "runpy.run_path('examples/run_demo.py', run_name='__main__')"),
+    ],
+)
+def test_entry_points_make_idle_threads_sleep_before_importing_torch(script, call):
+    """The command line, the training script and the demo set OMP_WAIT_POLICY=PASSIVE in a fresh process (before
+    torch loads the OpenMP runtime, which reads it once); a user's own setting is kept."""
+    env = {key: value for key, value in os.environ.items() if key not in cpu_budget.WAIT_ENV_VARS}
+    env.pop("BIREFNET_HF_SET_OMP_WAIT_POLICY", None)
+    probe = _ENTRY_PROBE.format(script=script, call=call)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "policy PASSIVE" in done.stdout, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "policy ACTIVE" in done.stdout, done.stdout + done.stderr
+
+
+def test_optimizer_kernel_options_fuse_adamw_on_cpu_with_the_same_update():
+    from birefnet_hf.inference_paths import optimizer_kernel_options
+
+    assert optimizer_kernel_options("cpu") == {"fused": True}
+    assert optimizer_kernel_options(torch.device("cuda", 0)) == {}
+    torch.manual_seed(0)
+    weights = [torch.randn(300, 70), torch.randn(70)]
+    grads = [[torch.randn_like(w) for w in weights] for _ in range(3)]
+    results = []
+    for options in ({}, optimizer_kernel_options("cpu")):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=1e-2, **options)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = g.clone()
+            optimizer.step()
+        results.append(([p.detach() for p in params], optimizer.state_dict()["state"][0].keys()))
+    (plain, plain_keys), (fused, fused_keys) = results
+    assert plain_keys == fused_keys  # the same checkpoint layout: resuming works across the two
+    for a, b in zip(plain, fused):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(plain[0], weights[0])  # the steps did update
