@@ -10,7 +10,11 @@
 
 Inference variants: ``fp32`` (tf32 off), ``fp32-tf32``, ``fp16`` / ``bf16`` (model cast), ``autocast-bf16`` /
 ``autocast-fp16`` (float32 model under ``torch.autocast``), ``compiled-bf16`` (``torch.compile`` default mode,
-fullgraph), ``cudagraph-bf16`` (``torch.compile(mode="reduce-overhead")``: CUDA graphs, the low-latency path).
+fullgraph), ``cudagraph-bf16`` (``torch.compile(mode="reduce-overhead")``: CUDA graphs, the low-latency path),
+``graph-bf16`` / ``graph-fp16`` (the eager forward captured as CUDA graphs, ``birefnet_hf.cuda_graphs``),
+``regional-bf16`` (the repeated blocks compiled one graph per kind, ``compile_for_inference(regional=True,
+cuda_graphs=False)``) and ``regional-graph-bf16`` (the same, then the whole forward captured as CUDA graphs: what
+``birefnet-hf segment --compile`` runs on CUDA).
 Weights are random (timing does not depend on them). Peak memory is ``torch.cuda.max_memory_allocated`` during the
 timed calls, minus nothing (the model's weights included). The bf16 matmul rate (8192^3) gives the card's ceiling.
 """
@@ -29,7 +33,7 @@ from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
 INFERENCE_VARIANTS = (
     "fp32", "fp32-tf32", "fp16", "bf16", "autocast-bf16", "autocast-fp16", "compiled-bf16", "cudagraph-bf16",
-    "graph-bf16", "graph-fp16",
+    "graph-bf16", "graph-fp16", "regional-bf16", "regional-graph-bf16",
 )
 #: Suffixes that change one setting of a variant: ``+benchmark`` (cuDNN autotuning), ``+channels-last`` (model
 #: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions),
@@ -150,6 +154,12 @@ def _inference_callable(model, variant: str, x: torch.Tensor):
         mode = "reduce-overhead" if variant == "cudagraph-bf16" else None
         compiled = torch.compile(half, mode=mode, fullgraph=True, dynamic=False)
         return lambda: compiled(pixel_values=xh).logits
+    if variant in ("regional-bf16", "regional-graph-bf16"):
+        from birefnet_hf.inference_paths import compile_for_inference
+
+        half, xh = copy.deepcopy(model).to(torch.bfloat16), x.to(torch.bfloat16)
+        compile_for_inference(half, regional=True, cuda_graphs=variant == "regional-graph-bf16")
+        return lambda: half(pixel_values=xh).logits
     raise ValueError(f"unknown variant {variant!r}; choose from {INFERENCE_VARIANTS}")
 
 
