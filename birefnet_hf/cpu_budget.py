@@ -24,9 +24,9 @@ How the threads *wait* matters as much on a shared CPU. Between parallel regions
 Linux wheels (libgomp) keeps its idle threads spinning for up to ~300,000 iterations (milliseconds) before they
 sleep. On a quiet machine that saves a wake-up per region; when another process wants the core, the spinning threads
 take their share of it from the thread that has the work, and a forward of thousands of regions slows down far more
-than losing the core costs (``benchmarks/contention.py``: one competing busy process made a pvt_v2_b0 inference 2.4-
-2.6x and a training step 2.8-3.1x slower with spinning, 1.65x and 1.4-1.8x with passive waiting, at the same quiet
-speed). :func:`configure_thread_waiting` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` for the process, unless the user
+than losing the core costs (``benchmarks/contention.py``: one competing busy process made a pvt_v2_b0 inference
+2.4-2.6x and a training step 2.8-3.1x slower with spinning, 1.5x and 1.3x with passive waiting and the fused AdamW,
+at the same quiet inference speed). :func:`configure_thread_waiting` therefore sets ``OMP_WAIT_POLICY=PASSIVE`` for the process, unless the user
 set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``. The runtime reads it once, when ``import torch`` loads it, so the
 entry points call it before importing torch (the ``birefnet-hf`` command, ``examples/train.py``,
 ``examples/run_demo.py``); a library user sets the variable before starting Python, and :func:`apply_cpu_budget`
