@@ -397,6 +397,30 @@ def test_web_page_in_headless_chromium(live_server, tmp_path):
             page.dispatch_event("#max_side", "change")
             page.wait_for_function("document.getElementById('result').naturalWidth === 48", timeout=60_000)
 
+            # a slow answer to an older setting must not replace the newer result: hold back every
+            # answer for max side 24, change to 24 and at once back to the original size
+            page.evaluate(
+                """() => { const plain = window.fetch;
+                   window.heldBack = 0;
+                   window.fetch = async (url, options) => {  // not cancellable: only the page's order check helps
+                     const response = await plain(url, { ...options, signal: undefined });
+                     if (String(url).includes("max_side=24")) {
+                       window.heldBack += 1;
+                       await new Promise((done) => setTimeout(done, 1500));
+                     }
+                     return response;
+                   }; }"""
+            )
+            page.fill("#max_side", "24")
+            page.dispatch_event("#max_side", "change")
+            page.fill("#max_side", "")
+            page.dispatch_event("#max_side", "change")
+            page.wait_for_function("document.getElementById('result').naturalWidth === 48", timeout=60_000)
+            page.wait_for_timeout(2500)  # past the held-back answer's delay
+            assert page.evaluate("window.heldBack") >= 1  # the older request was answered late...
+            assert page.eval_on_selector("#result", "e => e.naturalWidth") == 48  # ...and ignored
+            assert "Done" in page.inner_text("#status")
+
             # drag and drop a second image onto the drop zone, asking for the matte
             page.select_option("#format", "alpha")
             page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=60_000)
