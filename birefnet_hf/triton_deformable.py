@@ -34,6 +34,7 @@ interpreter (how ``tests/test_triton_deformable.py`` checks it without a GPU).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import torch
 import triton
@@ -186,6 +187,41 @@ def modulated_deformable_columns(
         dtype: the buffer's dtype (the weight's).
         block_channels, block_positions: the tile (powers of two).
     """
+    launch = kernel_launch(
+        x, offset, mask, kernel_size, padding, positions, dtype, block_channels, block_positions
+    )
+    # Triton launches on the current CUDA device: make it x's (a model on cuda:1 while cuda:0 is current)
+    on_device = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with on_device:
+        _modulated_deformable_columns_kernel[launch.grid](*launch.arguments, **launch.constants)
+    return launch.columns
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelLaunch:
+    """What :func:`modulated_deformable_columns` launches: the kernel's grid, its arguments (the new column buffer
+    ``columns`` among them) and its compile-time constants. Built apart from the launch so that
+    ``tests/test_triton_deformable.py`` can compile, without a GPU, exactly the kernels a forward would launch."""
+
+    columns: torch.Tensor
+    grid: tuple[int, int, int]
+    arguments: tuple
+    constants: dict[str, int]
+
+
+def kernel_launch(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+    kernel_size: tuple[int, int],
+    padding: tuple[int, int],
+    positions: tuple[int, int],
+    dtype: torch.dtype,
+    block_channels: int = BLOCK_CHANNELS,
+    block_positions: int = BLOCK_POSITIONS,
+) -> KernelLaunch:
+    """Checks the arguments of :func:`modulated_deformable_columns` (same meaning), allocates the column buffer and
+    returns the launch that fills it."""
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_size
     taps = kernel_h * kernel_w
@@ -209,15 +245,19 @@ def modulated_deformable_columns(
         raise ValueError(f"triton deformable sampler: positions {positions} outside 0..{out_h * out_w}")
     chunk = stop - start
     columns = torch.empty(batch, channels * taps, chunk, dtype=dtype, device=x.device)
+    arguments = (
+        x, offset, mask, columns, channels, height, width, out_w, taps, kernel_w, padding[0], padding[1], start,
+        chunk, *x.stride(), *offset.stride(), *mask.stride(),
+    )  # fmt: skip
     grid = (triton.cdiv(chunk, block_positions), taps, batch)
-    # Triton launches on the current CUDA device: make it x's (a model on cuda:1 while cuda:0 is current)
-    on_device = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
-    with on_device:
-        _modulated_deformable_columns_kernel[grid](
-            x, offset, mask, columns, channels, height, width, out_w, taps, kernel_w, padding[0], padding[1], start,
-            chunk, *x.stride(), *offset.stride(), *mask.stride(), BLOCK_C=block_channels, BLOCK_P=block_positions,
-        )  # fmt: skip
-    return columns
+    return KernelLaunch(columns, grid, arguments, {"BLOCK_C": block_channels, "BLOCK_P": block_positions})
 
 
-__all__ = ["BLOCK_CHANNELS", "BLOCK_POSITIONS", "SUPPORTED_DTYPES", "modulated_deformable_columns"]
+__all__ = [
+    "BLOCK_CHANNELS",
+    "BLOCK_POSITIONS",
+    "SUPPORTED_DTYPES",
+    "KernelLaunch",
+    "kernel_launch",
+    "modulated_deformable_columns",
+]

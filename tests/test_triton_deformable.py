@@ -306,6 +306,113 @@ def test_dispatch_takes_triton_only_for_cuda_inference(monkeypatch):
         assert run("cpu") is None
 
 
+
+# --- the kernels a forward launches, compiled for real GPUs (no GPU needed) ---------------------------------------
+#: compute capabilities the kernel is compiled for: Hopper (H100/H200, where benchmarks/gpu.py runs), Ampere
+#: (A100), Ada (L4, RTX 4090) and Blackwell (B200); sm_90 gets every kernel a forward launches, the others one per
+#: dtype
+CUDA_CAPABILITIES = (90, 80, 89, 100)
+
+
+def _cuda_compile(launch, capability: int):
+    """Compile the kernel as Triton's just-in-time launcher would for ``launch`` on a GPU of ``capability``:
+    the same binder specialises on the arguments (dtypes, 16-byte alignment, integers equal to 1 or divisible by
+    16), then ``triton.compile`` lowers to PTX and ``ptxas`` (shipped with triton) assembles the cubin. Returns
+    (the specialisation, the compiled kernel). Uses Triton's internal launcher API (triton 3.x)."""
+    from triton import knobs
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    from birefnet_hf import triton_deformable
+
+    kernel = triton_deformable._modulated_deformable_columns_kernel
+    target = GPUTarget("cuda", capability, 32)
+    backend = make_backend(target)
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    options = {**launch.constants, "debug": False,
+               "instrumentation_mode": knobs.compilation.instrumentation_mode}  # fmt: skip
+    bound, specialization, _ = binder(*launch.arguments, **options)
+    compile_options, signature, constants, attributes = kernel._pack_args(
+        backend, options, bound, specialization, options
+    )
+    source = ASTSource(kernel, signature, constants, attributes)
+    return str(specialization), compile(source, target=target, options=compile_options.__dict__)
+
+
+def _forward_launches(monkeypatch, model, size: int, dtype: torch.dtype, autocast: torch.dtype | None) -> list:
+    """The Triton launches of one CUDA inference forward of ``model`` at ``size``, recorded on the CPU: the
+    dispatch and the tensor-core channel padding are CUDA's (the layouts the sampler reads are those of a GPU run),
+    the columns are not computed (zeros)."""
+    import birefnet_hf.deformable_conv as deformable
+    import birefnet_hf.modeling_birefnet as modeling
+    from birefnet_hf import triton_deformable
+
+    launches = []
+
+    def recording(*arguments):
+        launches.append(triton_deformable.kernel_launch(*arguments))
+        return torch.zeros_like(launches[-1].columns)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deformable, "use_cpu_kernels", lambda *tensors: False)
+        patch.setattr(deformable, "use_cuda_inference_kernels", lambda *tensors: True)
+        patch.setattr(modeling, "tensor_core_channel_multiple", lambda tensor: 8)
+        patch.setattr(triton_deformable, "modulated_deformable_columns", recording)
+        image = torch.randn(1, 3, size, size, dtype=dtype)
+        with torch.no_grad(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            model.to(dtype)(image)
+    return launches
+
+
+def test_every_kernel_a_forward_launches_compiles_for_cuda(monkeypatch, tmp_path, tiny_config):
+    """The interpreter (above) checks the kernel's values, not that it compiles: here every distinct kernel that a
+    CUDA inference forward launches (bfloat16, float16 and float32 models, a float32 model under bfloat16
+    autocast; the deformable ASPP's 1x1, 3x3 and 7x7 kernels at every decoder level) is compiled to a cubin for
+    sm_90, and one of each dtype for sm_80, sm_89 and sm_100, as the GPU's first call would."""
+    from birefnet_hf import BiRefNetForImageSegmentation
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton-cache"))  # compile: no earlier build reused
+    torch.manual_seed(0)
+    model = BiRefNetForImageSegmentation(tiny_config).eval()
+    launches = {
+        "bfloat16": _forward_launches(monkeypatch, model, 256, torch.bfloat16, None),
+        "float32": _forward_launches(monkeypatch, model, 256, torch.float32, None),
+        "autocast": _forward_launches(monkeypatch, model, 256, torch.float32, torch.bfloat16),
+        # float16 convolutions are slow on a CPU: a smaller image (the same kernels, other spatial sizes)
+        "float16": _forward_launches(monkeypatch, model, 64, torch.float16, None),
+    }
+    for name, recorded in launches.items():
+        assert len(recorded) == 20, (name, len(recorded))  # every deformable convolution took the Triton sampler
+    assert {launch.columns.dtype for launch in launches["autocast"]} == {torch.bfloat16}
+    assert {launch.arguments[0].dtype for launch in launches["float16"]} == {torch.float16}
+    # the recorded layouts are the decoder's: channels-first and channels-last inputs (the first block's input is
+    # channels-last, the deformable product's outputs are channels-first), the offsets and modulation read from
+    # the padded predictor's output (the 7x7 one's 147 channels padded to 152)
+    layouts = {launch.arguments[0].is_contiguous(memory_format=torch.channels_last) for launch in launches["bfloat16"]}
+    assert layouts == {True, False}
+    assert 152 in {launch.arguments[1].stride(-1) for launch in launches["bfloat16"]}
+
+    compiled = {}
+    for recorded in launches.values():
+        for launch in recorded:
+            key, kernel = _cuda_compile(launch, 90)
+            if key not in compiled:
+                compiled[key] = kernel
+        for capability in CUDA_CAPABILITIES[1:]:
+            _, kernel = _cuda_compile(recorded[0], capability)
+            assert kernel.metadata.target.arch == capability
+            assert kernel.asm["cubin"][:4] == b"\x7fELF"
+    assert len(compiled) >= 9  # the 1x1/3x3/7x7 kernels, with and without unit strides, per dtype
+    for kernel in compiled.values():
+        assert kernel.metadata.target.arch == 90
+        assert kernel.asm["cubin"][:4] == b"\x7fELF"  # assembled by ptxas
+        assert ".target sm_90a" in kernel.asm["ptx"]
+        # shared memory only for the channels-last tiles' transposition (loaded along channels, stored along
+        # positions): within the 48 KiB every CUDA GPU gives a block without opting in
+        assert kernel.metadata.shared <= 48 * 1024
+
+
 if __name__ == "__main__":  # the interpreter subprocess of the `triton_results` fixture
     if os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("run with TRITON_INTERPRET=1 (the kernel must be decorated for the interpreter)")
