@@ -88,3 +88,75 @@ def test_cuda_graph_forward_names_what_it_cannot_replay(model):
 def test_release_without_capture_is_a_no_op(model):
     assert release_cuda_graphs(model) is model
     assert "forward" not in model.__dict__
+
+
+def test_cuda_inference_decoder_stays_channels_last(model, monkeypatch):
+    """The CUDA inference forward's layouts, recorded on the CPU with CUDA's dispatch (the Triton sampler, whose
+    columns are not computed here: zeros) and channel padding: the deformable product writes channels-last
+    results, so after the squeeze block (whose input is the backbone's) every deformable convolution reads a
+    channels-last map (the Triton kernel's coalesced case) and the decoder's resizes of its features are
+    channels-last (the NCHW bilinear kernel is 5-10x slower on a GPU). The values of that product are checked
+    against the portable path in tests/test_triton_deformable.py."""
+    import birefnet_hf.deformable_conv as deformable
+    import birefnet_hf.triton_deformable as triton_deformable
+
+    inputs, results, resized = [], [], []
+    plain_product, plain_resize = deformable._columns_product, modeling._resize
+
+    def recording_columns(x, offset, mask, kernel_size, padding, positions, dtype):
+        inputs.append(x.is_contiguous(memory_format=torch.channels_last))
+        launch = triton_deformable.kernel_launch(x, offset, mask, kernel_size, padding, positions, dtype)
+        return launch.columns.zero_()
+
+    def recording_product(*args, **kwargs):
+        out = plain_product(*args, **kwargs)
+        results.append(out.is_contiguous(memory_format=torch.channels_last))
+        return out
+
+    in_decoder = []
+
+    def recording_resize(x, size):
+        if in_decoder and x.shape[1] > 3 and tuple(x.shape[-2:]) != tuple(size):  # the decoder's feature maps
+            resized.append((tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last)))
+        return plain_resize(x, size)
+
+    monkeypatch.setattr(deformable, "use_cpu_kernels", lambda *tensors: False)
+    monkeypatch.setattr(deformable, "use_cuda_inference_kernels", lambda *tensors: True)
+    monkeypatch.setattr(deformable, "_columns_product", recording_product)
+    monkeypatch.setattr(modeling, "tensor_core_channel_multiple", lambda tensor: 8)
+    monkeypatch.setattr(modeling, "_resize", recording_resize)
+    monkeypatch.setattr(triton_deformable, "modulated_deformable_columns", recording_columns)
+    hooks = (model.reconstruction.register_forward_pre_hook(lambda *_: in_decoder.append(True)),
+             model.reconstruction.register_forward_hook(lambda *_: in_decoder.clear()))  # fmt: skip
+    try:
+        with torch.no_grad():
+            model(pixel_values=torch.randn(2, 3, 128, 128))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(inputs) == len(results) == 20  # five deformable ASPPs of four deformable convolutions
+    assert all(results)
+    assert all(inputs[4:]), inputs  # every decoder block's
+    assert len(resized) == 3 and all(layout for _, layout in resized), resized  # each stage's features upsampled
+
+
+def test_portable_deformable_product_keeps_its_layout():
+    """The portable (grid_sample) path, taken in training and under tracing, is unchanged: its product is
+    channels-first, and the channels-last form gives the same values."""
+    import birefnet_hf.deformable_conv as deformable
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 6)
+    weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
+    columns = torch.randn(2, 45, 42)
+    plain = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6))
+    last = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=True)
+    assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(last, plain, rtol=1e-5, atol=1e-5)
+    with pytest.MonkeyPatch.context() as patch:  # chunked: several products concatenated
+        patch.setattr(deformable, "_MAX_PORTABLE_COLUMN_ELEMENTS", 2 * 45 * 10)
+        chunked = deformable._columns_product(
+            lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=True
+        )
+    assert chunked.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-5)

@@ -165,6 +165,8 @@ def test_float32_matches_the_portable_path(triton_results, name):
     torch.testing.assert_close(columns.double(), _reference_columns(case), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out, _forward(case, "grid_sample"), rtol=1e-5, atol=1e-5)
     assert columns.abs().sum() > 0
+    # the product is written channels-last (the portable one channels-first): the same values, other strides
+    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_samples_outside_the_map_read_zeros(triton_results):
@@ -386,9 +388,9 @@ def test_every_kernel_a_forward_launches_compiles_for_cuda(monkeypatch, tmp_path
         assert len(recorded) == 20, (name, len(recorded))  # every deformable convolution took the Triton sampler
     assert {launch.columns.dtype for launch in launches["autocast"]} == {torch.bfloat16}
     assert {launch.arguments[0].dtype for launch in launches["float16"]} == {torch.float16}
-    # the recorded layouts are the decoder's: channels-first and channels-last inputs (the first block's input is
-    # channels-last, the deformable product's outputs are channels-first), the offsets and modulation read from
-    # the padded predictor's output (the 7x7 one's 147 channels padded to 152)
+    # the recorded layouts: channels-first inputs in the squeeze block (PVT's levels are channels-first),
+    # channels-last ones in the decoder (tests/test_gpu_paths.py), the offsets and modulation read from the padded
+    # predictor's output (the 7x7 one's 147 channels padded to 152)
     layouts = {launch.arguments[0].is_contiguous(memory_format=torch.channels_last) for launch in launches["bfloat16"]}
     assert layouts == {True, False}
     assert 152 in {launch.arguments[1].stride(-1) for launch in launches["bfloat16"]}
