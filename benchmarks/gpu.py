@@ -40,8 +40,10 @@ INFERENCE_VARIANTS = (
 #: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions),
 #: ``+no-triton`` (the deformable convolutions' portable ``grid_sample`` sampler instead of the fused Triton one),
 #: ``+nchw-product`` (the Triton path's deformable product written channels-first, as before session 8, so that the
-#: decoder runs channels-first after the first deformable convolution, as on the portable path).
-MODIFIERS = ("benchmark", "channels-last", "no-pad", "no-triton", "nchw-product")
+#: decoder runs channels-first after the first deformable convolution, as on the portable path), ``+sdpa-efficient``
+#: (the Swin window attention in PyTorch's memory-efficient SDPA kernel instead of the default choice, cuDNN's on
+#: Hopper).
+MODIFIERS = ("benchmark", "channels-last", "no-pad", "no-triton", "nchw-product", "sdpa-efficient")
 
 
 def _variant(text: str) -> str:
@@ -68,8 +70,14 @@ def _modifiers(names):
         deformable.use_cuda_inference_kernels = lambda *tensors: False
     if "nchw-product" in names:
         deformable._columns_product = functools.partial(product, channels_last=False)
+    attention = contextlib.nullcontext()
+    if "sdpa-efficient" in names:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        attention = sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION])
     try:
-        yield
+        with attention:
+            yield
     finally:
         torch.backends.cudnn.benchmark = benchmark
         modeling.tensor_core_channel_multiple = pad
