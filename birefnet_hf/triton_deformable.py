@@ -209,19 +209,10 @@ class KernelLaunch:
     constants: dict[str, int]
 
 
-def kernel_launch(
-    x: torch.Tensor,
-    offset: torch.Tensor,
-    mask: torch.Tensor,
-    kernel_size: tuple[int, int],
-    padding: tuple[int, int],
-    positions: tuple[int, int],
-    dtype: torch.dtype,
-    block_channels: int = BLOCK_CHANNELS,
-    block_positions: int = BLOCK_POSITIONS,
-) -> KernelLaunch:
-    """Checks the arguments of :func:`modulated_deformable_columns` (same meaning), allocates the column buffer and
-    returns the launch that fills it."""
+def kernel_launch(x, offset, mask, kernel_size, padding, positions, dtype, block_channels=BLOCK_CHANNELS,
+                  block_positions=BLOCK_POSITIONS) -> KernelLaunch:  # fmt: skip
+    """Checks the arguments of :func:`modulated_deformable_columns` (same names, types and meaning), allocates the
+    column buffer and returns the launch that fills it."""
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = kernel_size
     taps = kernel_h * kernel_w
