@@ -13,8 +13,9 @@ Inference variants: ``fp32`` (tf32 off), ``fp32-tf32``, ``fp16`` / ``bf16`` (mod
 fullgraph), ``cudagraph-bf16`` (``torch.compile(mode="reduce-overhead")``: CUDA graphs, the low-latency path),
 ``graph-bf16`` / ``graph-fp16`` (the eager forward captured as CUDA graphs, ``birefnet_hf.cuda_graphs``),
 ``regional-bf16`` (the repeated blocks compiled one graph per kind, ``compile_for_inference(regional=True,
-cuda_graphs=False)``) and ``regional-graph-bf16`` (the same, then the whole forward captured as CUDA graphs: what
-``birefnet-hf segment --compile`` runs on CUDA).
+cuda_graphs=False)``), ``regional-graph-bf16`` (the same, then the whole forward captured as CUDA graphs: what
+``birefnet-hf segment --compile`` runs on CUDA) and ``regional-backbone-graph-bf16`` (only the backbone's blocks
+compiled, the decoder eager with the Triton sampler, then CUDA graphs).
 Weights are random (timing does not depend on them). Peak memory is ``torch.cuda.max_memory_allocated`` during the
 timed calls, minus nothing (the model's weights included). The bf16 matmul rate (8192^3) gives the card's ceiling.
 """
@@ -34,7 +35,7 @@ from birefnet_hf import BiRefNetConfig, BiRefNetForImageSegmentation
 
 INFERENCE_VARIANTS = (
     "fp32", "fp32-tf32", "fp16", "bf16", "autocast-bf16", "autocast-fp16", "compiled-bf16", "cudagraph-bf16",
-    "graph-bf16", "graph-fp16", "regional-bf16", "regional-graph-bf16",
+    "graph-bf16", "graph-fp16", "regional-bf16", "regional-graph-bf16", "regional-backbone-graph-bf16",
 )
 #: Suffixes that change one setting of a variant: ``+benchmark`` (cuDNN autotuning), ``+channels-last`` (model
 #: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions),
@@ -172,6 +173,13 @@ def _inference_callable(model, variant: str, x: torch.Tensor):
 
         half, xh = copy.deepcopy(model).to(torch.bfloat16), x.to(torch.bfloat16)
         compile_for_inference(half, regional=True, cuda_graphs=variant == "regional-graph-bf16")
+        return lambda: half(pixel_values=xh).logits
+    if variant == "regional-backbone-graph-bf16":  # the backbone's blocks compiled, the decoder eager (Triton sampler)
+        from birefnet_hf.cuda_graphs import capture_cuda_graphs
+        from birefnet_hf.regional_compile import compile_regions
+
+        half, xh = copy.deepcopy(model).to(torch.bfloat16), x.to(torch.bfloat16)
+        capture_cuda_graphs(compile_regions(half, backbone_only=True))
         return lambda: half(pixel_values=xh).logits
     raise ValueError(f"unknown variant {variant!r}; choose from {INFERENCE_VARIANTS}")
 

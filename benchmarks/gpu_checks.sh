@@ -67,7 +67,8 @@ else
     step finetune-memory 120 python benchmarks/finetune_memory.py --device "$DEVICE" --backbone swin_v1_l --size 2048 \
         --batch_size 1 --repeats 2 --options full+gc+bf16 lora+gc+bf16 freeze_backbone+gc+bf16
     step train 90 "${BENCH[@]}" --no-inference --train --train-variants eager eager-ckpt --train-batch-sizes 2 4
-    step regional 300 "${BENCH[@]}" --batch-sizes 1 8 --variants regional-graph-bf16 regional-bf16
+    step regional 360 "${BENCH[@]}" --batch-sizes 1 8 --variants regional-graph-bf16 regional-backbone-graph-bf16 \
+        regional-bf16
     step cudagraph-b1 300 "${BENCH[@]}" --batch-sizes 1 --variants cudagraph-bf16
     step cuda-graph-compile-test 200 python -m pytest tests/test_cuda.py -q -p no:cacheprovider -k cuda_graph_compile
     step compiled-b8 300 "${BENCH[@]}" --batch-sizes 8 --variants compiled-bf16
