@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import statistics
 import time
 
@@ -40,8 +39,8 @@ INFERENCE_VARIANTS = (
 #: Suffixes that change one setting of a variant: ``+benchmark`` (cuDNN autotuning), ``+channels-last`` (model
 #: and input in channels-last memory format), ``+no-pad`` (no tensor-core channel padding of odd convolutions),
 #: ``+no-triton`` (the deformable convolutions' portable ``grid_sample`` sampler instead of the fused Triton one),
-#: ``+nchw-product`` (the Triton path's deformable product written channels-first, as before session 8, so that the
-#: decoder runs channels-first after the first deformable convolution, as on the portable path), ``+sdpa-efficient``
+#: ``+nchw-product`` (the deformable product written channels-first in CUDA inference, as before session 8, so that
+#: the decoder runs channels-first after its first deformable convolution), ``+sdpa-efficient``
 #: (the Swin window attention in PyTorch's memory-efficient SDPA kernel instead of the default choice, cuDNN's on
 #: Hopper).
 MODIFIERS = ("benchmark", "channels-last", "no-pad", "no-triton", "nchw-product", "sdpa-efficient")
@@ -63,14 +62,14 @@ def _modifiers(names):
     import birefnet_hf.modeling_birefnet as modeling
 
     benchmark, pad = torch.backends.cudnn.benchmark, modeling.tensor_core_channel_multiple
-    triton_kernels, product = deformable.use_cuda_inference_kernels, deformable._columns_product
+    triton_kernels, product_layout = deformable.use_cuda_inference_kernels, deformable.channels_last_deformable_product
     torch.backends.cudnn.benchmark = "benchmark" in names
     if "no-pad" in names:
         modeling.tensor_core_channel_multiple = lambda tensor: 1
     if "no-triton" in names:
         deformable.use_cuda_inference_kernels = lambda *tensors: False
     if "nchw-product" in names:
-        deformable._columns_product = functools.partial(product, channels_last=False)
+        deformable.channels_last_deformable_product = lambda *tensors: False
     attention = contextlib.nullcontext()
     if "sdpa-efficient" in names:
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -82,7 +81,8 @@ def _modifiers(names):
     finally:
         torch.backends.cudnn.benchmark = benchmark
         modeling.tensor_core_channel_multiple = pad
-        deformable.use_cuda_inference_kernels, deformable._columns_product = triton_kernels, product
+        deformable.use_cuda_inference_kernels = triton_kernels
+        deformable.channels_last_deformable_product = product_layout
 
 
 class _Timer:

@@ -2,7 +2,8 @@
 # Copyright 2026 The birefnet_hf Authors. Licensed under the MIT License (see LICENSE).
 # The GPU checks of one lent-GPU session, as one script with one deadline (issue 12):
 #   the inference table (eager, CUDA-graph and setting variants; +no-triton: the portable deformable sampler;
-#   +nchw-product: the Triton path with a channels-first product, i.e. a channels-first decoder;
+#   +nchw-product: the deformable product channels-first, i.e. a channels-first decoder; +no-triton+nchw-product is
+#   the eager forward of the session-6 run;
 #   +sdpa-efficient: the memory-efficient attention kernel), the CUDA tests, the deformable sampler alone
 #   (portable vs Triton, tile sweep), a profile of the eager forward, `birefnet-hf segment` end to end,
 #   fine-tuning memory at 2048, training steps, then the inductor-compiled variants (minutes each for Swin-L)
@@ -57,9 +58,10 @@ if [[ $SMOKE == 1 ]]; then
     step demo-bf16 600 python examples/run_demo.py --output_dir "$OUT/demo" --overwrite --num_train 16 --num_val 4 \
         --num_test 2 --max_train_steps 8 --mixed_precision bf16 --eval_steps 4
 else
-    step inference 220 "${BENCH[@]}" --batch-sizes 1 8 --variants bf16 bf16+no-triton bf16+nchw-product graph-bf16 \
-        graph-bf16+no-triton graph-bf16+nchw-product graph-bf16+sdpa-efficient fp16 graph-fp16 bf16+no-pad \
-        bf16+benchmark graph-bf16+benchmark bf16+channels-last autocast-bf16 fp32-tf32
+    step inference 240 "${BENCH[@]}" --batch-sizes 1 8 --variants bf16 bf16+no-triton bf16+nchw-product \
+        bf16+no-triton+nchw-product graph-bf16 graph-bf16+no-triton graph-bf16+nchw-product \
+        graph-bf16+no-triton+nchw-product graph-bf16+sdpa-efficient fp16 graph-fp16 bf16+no-pad bf16+benchmark \
+        graph-bf16+benchmark bf16+channels-last autocast-bf16 fp32-tf32
     step cuda-tests 150 python -m pytest tests/test_cuda.py -q -p no:cacheprovider -k "not cuda_graph_compile"
     step deformable-sampler 90 python benchmarks/deformable_sampler.py --blocks 32x128 64x64 16x128
     step profile 75 "${BENCH[@]}" --no-inference --batch-sizes 1 8 --variants bf16 --profile "$OUT/profile.txt"

@@ -31,7 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from .cpu_linear import linear_rows
-from .inference_paths import use_cpu_inference_kernels, use_cpu_kernels, use_cuda_inference_kernels
+from .inference_paths import (
+    channels_last_deformable_product,
+    use_cpu_inference_kernels,
+    use_cpu_kernels,
+    use_cuda_inference_kernels,
+)
 
 #: Largest column buffer (channels * taps * positions) built at once, in elements (16 MiB of float32). Small enough
 #: to be reused from the heap chunk after chunk (larger buffers are mapped and page-faulted in afresh each time)
@@ -153,15 +158,19 @@ def modulated_deform_conv2d(
         return _gather_deform_conv(
             x, offset, mask, weight, bias, padding, (out_h, out_w), chunk_rows, plan_samples, sample_dtype
         )
+    channels_last = channels_last_deformable_product(x, offset, mask, weight)
     if sampler == "triton" or (sampler is None and use_cuda_inference_kernels(x, offset, mask, weight)):
-        return _triton_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w))
-    return _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype)
+        return _triton_deform_conv(x, offset, mask, weight, bias, padding, (out_h, out_w), channels_last)
+    return _grid_sample_deform_conv(
+        x, offset, mask, weight, bias, padding, (out_h, out_w), sample_dtype, channels_last
+    )
 
 
-def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, sample_dtype):
+def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, sample_dtype, channels_last):
     """The portable path (any device and dtype, autocast, autograd, tracing): ``grid_sample`` of all images and
     taps at once, then one batched product per chunk of output positions. No host synchronisation; the column
-    buffer of a chunk is at most ``_MAX_PORTABLE_COLUMN_ELEMENTS``."""
+    buffer of a chunk is at most ``_MAX_PORTABLE_COLUMN_ELEMENTS``. ``channels_last``: the result's layout
+    (:func:`~birefnet_hf.inference_paths.channels_last_deformable_product`)."""
     batch, channels, height, width = x.shape
     kernel_h, kernel_w = weight.shape[-2:]
     taps = kernel_h * kernel_w
@@ -181,10 +190,10 @@ def _grid_sample_deform_conv(x, offset, mask, weight, bias, padding, out_size, s
         )  # (N, C, K, p)
         return (sampled * modulation[..., start:stop]).reshape(batch, channels * taps, stop - start).to(weight.dtype)
 
-    return _columns_product(columns, x, weight, bias, out_size)
+    return _columns_product(columns, x, weight, bias, out_size, channels_last)
 
 
-def _triton_deform_conv(x, offset, mask, weight, bias, padding, out_size):
+def _triton_deform_conv(x, offset, mask, weight, bias, padding, out_size, channels_last):
     """The CUDA inference path: the columns of each chunk from the fused Triton sampler, in the weight's dtype,
     then the same chunked product as the portable path. Refuses autograd (the kernel has no backward)."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight)):
@@ -206,14 +215,10 @@ def _triton_deform_conv(x, offset, mask, weight, bias, padding, out_size):
     def columns(start: int, stop: int) -> torch.Tensor:
         return triton_deformable.modulated_deformable_columns(x, offset, mask, kernel_size, padding, (start, stop), dtype)
 
-    # A channels-last result, as the CPU gather path gives: the decoder then stays channels-last on CUDA too, where
-    # the next deformable convolution's sampler reads a corner's channels contiguously, cuDNN takes its NHWC
-    # tensor-core kernels without transposing, and the decoder's bilinear upsamplings take the NHWC kernel (the
-    # NCHW one took 2.5-4.7 ms per call on 768-1536-channel maps at batch 8 on an H200; benchmarks/README.md).
-    return _columns_product(columns, x, weight, bias, out_size, channels_last=True)
+    return _columns_product(columns, x, weight, bias, out_size, channels_last)
 
 
-def _columns_product(columns, x, weight, bias, out_size, channels_last: bool = False):
+def _columns_product(columns, x, weight, bias, out_size, channels_last: bool):
     """``weight`` (O, C, kh, kw) times the columns (N, C*K, p) that ``columns(start, stop)`` builds for each chunk
     of output positions (at most ``_MAX_PORTABLE_COLUMN_ELEMENTS`` elements), plus ``bias``; (N, O, H_out, W_out)
     in ``x``'s dtype, channels-last in memory when ``channels_last`` (the same products, with the operands'

@@ -17,6 +17,8 @@ The predicates below are the only device/dtype/mode tests in the forward path:
 * :func:`optimizer_kernel_options` -- the optimiser's implementation for the parameters' device (fused on CPU).
 * :func:`tensor_core_channel_multiple` -- on CUDA, convolutions with odd channel counts are zero-padded to a
   multiple of 8 so that cuDNN uses tensor cores (exact: the padding adds zero filters / zero inputs).
+* :func:`channels_last_deformable_product` -- in CUDA inference the deformable convolution's product is written
+  channels-last (the same values), so that the decoder runs channels-last there as it does on the CPU.
 * :func:`use_cuda_inference_kernels` -- the CUDA kernels that only exist for inference (the deformable
   convolution's fused Triton sampler, :mod:`birefnet_hf.triton_deformable`): eager execution on CUDA tensors of
   float32/float16/bfloat16 with autograd not recording, and ``triton`` installed. Autocast is allowed (the kernel
@@ -95,6 +97,21 @@ def tensor_core_channel_multiple(tensor: torch.Tensor) -> int:
     offset predictors and 1-channel heads otherwise fall back to kernels 5-20x slower); 1 (no padding) elsewhere.
     Padding with zero filters and zero input channels leaves every real output channel's value unchanged."""
     return 8 if tensor.device.type == "cuda" else 1
+
+
+def channels_last_deformable_product(*tensors: torch.Tensor) -> bool:
+    """Whether the deformable convolution on ``tensors`` (input, offset, modulation, weight; the first decides the
+    device) writes its result channels-last in the portable and Triton forms: on CUDA without autograd recording,
+    eager or traced (compiled regions return the layout the eager forward would). The decoder then stays
+    channels-last after its first deformable convolution, as the CPU gather path (always channels-last) makes it:
+    the Triton sampler reads a corner's channels contiguously, cuDNN runs its NHWC tensor-core kernels without
+    transposing, and the decoder's bilinear upsamplings take PyTorch's NHWC kernel (the NCHW one took 2.5-4.7 ms
+    per call on 768-1536-channel maps at batch 8 on an H200, ``benchmarks/README.md``). Training (autograd
+    recording) and other devices keep the channels-first product, whose speed on CUDA training is the measured
+    one. The product is the same either way (its operands' transposition flipped, no copy)."""
+    if not tensors or tensors[0].device.type != "cuda":
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def optimizer_kernel_options(device: torch.device | str) -> dict:
@@ -187,6 +204,7 @@ def compile_for_training(model: nn.Module, backend: str = "inductor", input_shap
 
 
 __all__ = [
+    "channels_last_deformable_product",
     "compile_for_inference",
     "compile_for_training",
     "is_tracing",

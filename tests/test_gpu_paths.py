@@ -92,8 +92,8 @@ def test_release_without_capture_is_a_no_op(model):
 
 def test_cuda_inference_decoder_stays_channels_last(model, monkeypatch):
     """The CUDA inference forward's layouts, recorded on the CPU with CUDA's dispatch (the Triton sampler, whose
-    columns are not computed here: zeros) and channel padding: the deformable product writes channels-last
-    results, so after the squeeze block (whose input is the backbone's) every deformable convolution reads a
+    columns are not computed here: zeros), product layout and channel padding: the deformable product writes
+    channels-last results, so after the squeeze block (whose input is the backbone's) every deformable convolution reads a
     channels-last map (the Triton kernel's coalesced case) and the decoder's resizes of its features are
     channels-last (the NCHW bilinear kernel is 5-10x slower on a GPU). The values of that product are checked
     against the portable path in tests/test_triton_deformable.py."""
@@ -122,6 +122,7 @@ def test_cuda_inference_decoder_stays_channels_last(model, monkeypatch):
 
     monkeypatch.setattr(deformable, "use_cpu_kernels", lambda *tensors: False)
     monkeypatch.setattr(deformable, "use_cuda_inference_kernels", lambda *tensors: True)
+    monkeypatch.setattr(deformable, "channels_last_deformable_product", lambda *tensors: True)
     monkeypatch.setattr(deformable, "_columns_product", recording_product)
     monkeypatch.setattr(modeling, "tensor_core_channel_multiple", lambda tensor: 8)
     monkeypatch.setattr(modeling, "_resize", recording_resize)
@@ -140,16 +141,16 @@ def test_cuda_inference_decoder_stays_channels_last(model, monkeypatch):
     assert len(resized) == 3 and all(layout for _, layout in resized), resized  # each stage's features upsampled
 
 
-def test_portable_deformable_product_keeps_its_layout():
-    """The portable (grid_sample) path, taken in training and under tracing, is unchanged: its product is
-    channels-first, and the channels-last form gives the same values."""
+def test_channels_last_deformable_product_gives_the_same_values():
+    """The product's two layouts (channels-first: training and off CUDA; channels-last: CUDA inference) hold the
+    same values, in one product or in chunks."""
     import birefnet_hf.deformable_conv as deformable
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, 7, 6)
     weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
     columns = torch.randn(2, 45, 42)
-    plain = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6))
+    plain = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=False)
     last = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=True)
     assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(last, plain, rtol=1e-5, atol=1e-5)
@@ -160,3 +161,32 @@ def test_portable_deformable_product_keeps_its_layout():
         )
     assert chunked.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_the_product_layout_is_chosen_by_device_and_autograd():
+    """Channels-last in CUDA inference (eager or traced, any float dtype); channels-first with autograd recording
+    and off CUDA. Checked through the portable operator on fake CUDA tensors."""
+    from torch._subclasses import FakeTensorMode
+
+    from birefnet_hf.deformable_conv import modulated_deform_conv2d
+    from birefnet_hf.inference_paths import channels_last_deformable_product
+
+    def layout(device, dtype=torch.float32, requires_grad=False):
+        x = torch.zeros(2, 4, 6, 6, device=device, dtype=dtype)
+        offset, mask = torch.zeros(2, 18, 6, 6, device=device, dtype=dtype), torch.ones(2, 9, 6, 6, device=device, dtype=dtype)
+        weight = torch.zeros(5, 4, 3, 3, device=device, dtype=dtype, requires_grad=requires_grad)
+        out = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1), sampler="grid_sample")
+        assert channels_last_deformable_product(x, offset, mask, weight) == out.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        return "NHWC" if out.is_contiguous(memory_format=torch.channels_last) else "NCHW"
+
+    with FakeTensorMode():
+        with torch.no_grad():
+            assert layout("cuda") == "NHWC"
+            assert layout("cuda", torch.bfloat16) == "NHWC"
+        assert layout("cuda") == "NHWC"  # grad mode on, nothing requires grad: nothing is recorded
+        assert layout("cuda", requires_grad=True) == "NCHW"  # training keeps the measured layout
+    with torch.no_grad():
+        assert layout("cpu") == "NCHW"
+        assert layout("meta") == "NCHW"

@@ -165,8 +165,6 @@ def test_float32_matches_the_portable_path(triton_results, name):
     torch.testing.assert_close(columns.double(), _reference_columns(case), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out, _forward(case, "grid_sample"), rtol=1e-5, atol=1e-5)
     assert columns.abs().sum() > 0
-    # the product is written channels-last (the portable one channels-first): the same values, other strides
-    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_samples_outside_the_map_read_zeros(triton_results):
@@ -274,7 +272,7 @@ def test_dispatch_takes_triton_only_for_cuda_inference(monkeypatch):
 
     calls = []
 
-    def recording(x, offset, mask, weight, bias, padding, out_size):
+    def recording(x, offset, mask, weight, bias, padding, out_size, channels_last):
         calls.append(x.device.type)
         return torch.zeros(x.shape[0], weight.shape[0], *out_size, dtype=x.dtype, device=x.device)
 
@@ -344,8 +342,8 @@ def _cuda_compile(launch, capability: int):
 
 def _forward_launches(monkeypatch, model, size: int, dtype: torch.dtype, autocast: torch.dtype | None) -> list:
     """The Triton launches of one CUDA inference forward of ``model`` at ``size``, recorded on the CPU: the
-    dispatch and the tensor-core channel padding are CUDA's (the layouts the sampler reads are those of a GPU run),
-    the columns are not computed (zeros)."""
+    dispatch, the product's layout and the tensor-core channel padding are CUDA's (the layouts the sampler reads are
+    those of a GPU run), the columns are not computed (zeros)."""
     import birefnet_hf.deformable_conv as deformable
     import birefnet_hf.modeling_birefnet as modeling
     from birefnet_hf import triton_deformable
@@ -359,6 +357,7 @@ def _forward_launches(monkeypatch, model, size: int, dtype: torch.dtype, autocas
     with monkeypatch.context() as patch:
         patch.setattr(deformable, "use_cpu_kernels", lambda *tensors: False)
         patch.setattr(deformable, "use_cuda_inference_kernels", lambda *tensors: True)
+        patch.setattr(deformable, "channels_last_deformable_product", lambda *tensors: True)
         patch.setattr(modeling, "tensor_core_channel_multiple", lambda tensor: 8)
         patch.setattr(triton_deformable, "modulated_deformable_columns", recording)
         image = torch.randn(1, 3, size, size, dtype=dtype)
