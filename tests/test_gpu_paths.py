@@ -93,10 +93,10 @@ def test_release_without_capture_is_a_no_op(model):
 def test_cuda_inference_decoder_stays_channels_last(model, monkeypatch):
     """The CUDA inference forward's layouts, recorded on the CPU with CUDA's dispatch (the Triton sampler, whose
     columns are not computed here: zeros), product layout and channel padding: the deformable product writes
-    channels-last results, so after the squeeze block (whose input is the backbone's) every deformable convolution reads a
-    channels-last map (the Triton kernel's coalesced case) and the decoder's resizes of its features are
-    channels-last (the NCHW bilinear kernel is 5-10x slower on a GPU). The values of that product are checked
-    against the portable path in tests/test_triton_deformable.py."""
+    channels-last results, so after the squeeze block (whose input is the backbone's) every deformable convolution
+    reads a channels-last map (the Triton kernel's coalesced case) and the decoder's resizes of its features are
+    channels-last (the NCHW bilinear kernel is 5-10x slower on a GPU). The product's values in either layout are
+    checked below and in tests/test_triton_deformable.py."""
     import birefnet_hf.deformable_conv as deformable
     import birefnet_hf.triton_deformable as triton_deformable
 
@@ -150,15 +150,14 @@ def test_channels_last_deformable_product_gives_the_same_values():
     x = torch.randn(2, 5, 7, 6)
     weight, bias = torch.randn(4, 5, 3, 3), torch.randn(4)
     columns = torch.randn(2, 45, 42)
-    plain = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=False)
-    last = deformable._columns_product(lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=True)
+    chunk = lambda a, b: columns[..., a:b]  # noqa: E731
+    plain = deformable._columns_product(chunk, x, weight, bias, (7, 6), channels_last=False)
+    last = deformable._columns_product(chunk, x, weight, bias, (7, 6), channels_last=True)
     assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(last, plain, rtol=1e-5, atol=1e-5)
     with pytest.MonkeyPatch.context() as patch:  # chunked: several products concatenated
         patch.setattr(deformable, "_MAX_PORTABLE_COLUMN_ELEMENTS", 2 * 45 * 10)
-        chunked = deformable._columns_product(
-            lambda a, b: columns[..., a:b], x, weight, bias, (7, 6), channels_last=True
-        )
+        chunked = deformable._columns_product(chunk, x, weight, bias, (7, 6), channels_last=True)
     assert chunked.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-5)
 
@@ -173,7 +172,8 @@ def test_the_product_layout_is_chosen_by_device_and_autograd():
 
     def layout(device, dtype=torch.float32, requires_grad=False):
         x = torch.zeros(2, 4, 6, 6, device=device, dtype=dtype)
-        offset, mask = torch.zeros(2, 18, 6, 6, device=device, dtype=dtype), torch.ones(2, 9, 6, 6, device=device, dtype=dtype)
+        offset = torch.zeros(2, 18, 6, 6, device=device, dtype=dtype)
+        mask = torch.ones(2, 9, 6, 6, device=device, dtype=dtype)
         weight = torch.zeros(5, 4, 3, 3, device=device, dtype=dtype, requires_grad=requires_grad)
         out = modulated_deform_conv2d(x, offset, mask, weight, None, (1, 1), sampler="grid_sample")
         assert channels_last_deformable_product(x, offset, mask, weight) == out.is_contiguous(
